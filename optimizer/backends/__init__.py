@@ -1,0 +1,38 @@
+"""Solver backends: each turns a :class:`~optimizer.model.LinearModel` into a
+:class:`~optimizer.result.SolveResult`.  Solver quirks stay inside the backend."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from optimizer.model import LinearModel
+from optimizer.options import ENGINES, SolveOptions
+from optimizer.result import SolveResult
+
+
+class SolverError(RuntimeError):
+    """The solver failed in a way that says nothing about the instance (a bug or a crash)."""
+
+
+class Backend(ABC):
+    """One solver behind one interface."""
+
+    name: str
+
+    @abstractmethod
+    def solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
+        """Solve ``model`` (minimisation) and report status, objective, bound and values."""
+
+
+def get_backend(engine: str) -> Backend:
+    """The backend for an engine name (see :data:`optimizer.options.ENGINES`)."""
+    # Imported here so that choosing one engine never loads another's solver.
+    if engine == "highs":
+        from optimizer.backends.highs import HighsBackend
+
+        return HighsBackend()
+    if engine in ("pulp-cbc", "pulp-highs"):
+        from optimizer.backends.pulp_backend import PulpBackend
+
+        return PulpBackend(solver=engine.removeprefix("pulp-"))
+    raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")

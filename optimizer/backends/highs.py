@@ -1,0 +1,121 @@
+"""HiGHS through highspy: the model's arrays passed in one call, no per-row Python objects."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import highspy
+import numpy as np
+
+from optimizer.backends import Backend, SolverError
+from optimizer.model import LinearModel
+from optimizer.options import SolveOptions
+from optimizer.result import SolveResult, SolveStatus
+
+_STOPPED_EARLY = {
+    highspy.HighsModelStatus.kTimeLimit,
+    highspy.HighsModelStatus.kIterationLimit,
+    highspy.HighsModelStatus.kSolutionLimit,
+    highspy.HighsModelStatus.kInterrupt,
+    highspy.HighsModelStatus.kObjectiveBound,
+    highspy.HighsModelStatus.kObjectiveTarget,
+    highspy.HighsModelStatus.kMemoryLimit,
+    highspy.HighsModelStatus.kHighsInterrupt,
+}
+# HiGHS's SolutionStatus: 2 = kSolutionStatusFeasible.
+_FEASIBLE_SOLUTION = 2
+
+
+def read_highs_outcome(highs: highspy.Highs, is_mip: bool) -> tuple[SolveStatus, float | None, float | None, str]:
+    """Status, objective and bound as HiGHS itself reports them (shared with PuLP's HiGHS).
+
+    PuLP calls a HiGHS time-out "Optimal"; this reads the model status, the
+    primal solution status and the MIP dual bound from the solver object.
+    """
+    model_status = highs.getModelStatus()
+    info = highs.getInfo()
+    words = highs.modelStatusToString(model_status)
+    has_solution = info.primal_solution_status == _FEASIBLE_SOLUTION
+    objective = float(info.objective_function_value) if has_solution else None
+    if model_status == highspy.HighsModelStatus.kOptimal:
+        bound = float(info.mip_dual_bound) if is_mip else objective
+        return SolveStatus.OPTIMAL, objective, bound, words
+    if model_status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+        # Every cost is >= 0 and every variable >= 0, so "unbounded" cannot happen.
+        return SolveStatus.INFEASIBLE, None, None, words
+    if model_status in _STOPPED_EARLY:
+        bound = float(info.mip_dual_bound) if is_mip else None
+        if bound is not None and not np.isfinite(bound):
+            bound = None
+        status = SolveStatus.FEASIBLE if has_solution else SolveStatus.NO_SOLUTION
+        return status, objective, bound, words
+    raise SolverError(f"HiGHS ended with model status {words!r}")
+
+
+def _load(highs: highspy.Highs, model: LinearModel, *, names: bool = False) -> None:
+    matrix = model.matrix
+    if names:
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = model.n_cols, model.n_rows
+        lp.col_cost_, lp.col_lower_, lp.col_upper_ = model.col_cost, model.col_lower, model.col_upper
+        lp.row_lower_, lp.row_upper_ = model.row_lower, model.row_upper
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = matrix.indptr
+        lp.a_matrix_.index_ = matrix.indices
+        lp.a_matrix_.value_ = matrix.data
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous for flag in model.col_integer
+        ]
+        lp.col_names_ = model.column_names()
+        lp.row_names_ = model.row_names()
+        status = highs.passModel(lp)
+    else:
+        status = highs.passModel(
+            model.n_cols,
+            model.n_rows,
+            int(matrix.nnz),
+            int(highspy.MatrixFormat.kColwise),
+            int(highspy.ObjSense.kMinimize),
+            0.0,
+            model.col_cost,
+            model.col_lower,
+            model.col_upper,
+            model.row_lower,
+            model.row_upper,
+            matrix.indptr.astype(np.int32),
+            matrix.indices.astype(np.int32),
+            matrix.data,
+            model.col_integer.astype(np.int32),
+        )
+    if status == highspy.HighsStatus.kError:
+        raise SolverError("HiGHS rejected the model")
+
+
+def write_model_file(model: LinearModel, path: str | Path) -> None:
+    """Write the model as an LP or MPS file (by suffix) with the family names of docs/formulation.md."""
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    _load(highs, model, names=True)
+    highs.writeModel(str(path))
+
+
+class HighsBackend(Backend):
+    name = "highs"
+
+    def solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
+        highs = highspy.Highs()
+        highs.setOptionValue("output_flag", bool(options.verbose))
+        highs.setOptionValue("mip_rel_gap", float(options.mip_rel_gap))
+        highs.setOptionValue("random_seed", int(options.random_seed))
+        if options.time_limit_s is not None:
+            highs.setOptionValue("time_limit", float(options.time_limit_s))
+        if options.threads is not None:
+            highs.setOptionValue("threads", int(options.threads))
+        _load(highs, model)
+        started = time.perf_counter()
+        highs.run()
+        seconds = time.perf_counter() - started
+        status, objective, bound, words = read_highs_outcome(highs, model.is_mip)
+        values = np.asarray(highs.getSolution().col_value, dtype=float) if status.has_plan else None
+        return SolveResult(status, objective, bound, values, seconds, f"HiGHS: {words}")

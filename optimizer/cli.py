@@ -1,0 +1,189 @@
+"""The ``chipmix`` command: a thin layer over the Python API.
+
+Exit codes: 0 a plan (optimal or feasible) that passes the checker; 1 the
+checker found violations, or a solver failed; 2 bad input or infeasible hard
+demand (nothing written); 3 no plan within the limits (nothing written).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from optimizer.errors import ChipmixError, InputError
+from optimizer.options import ENGINES
+
+app = typer.Typer(
+    name="chipmix",
+    help="Cheapest feasible plans for AI compute across chips, clouds and power-capped sites.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+EXIT_OK, EXIT_VIOLATIONS, EXIT_INPUT, EXIT_NO_PLAN = 0, 1, 2, 3
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(message, markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def _load(path: Path):
+    from optimizer.loading import load_instance
+
+    try:
+        return load_instance(path)
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _summary_table(plan) -> Table:
+    table = Table(title=f"chipmix plan: {plan.instance}", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    gap = "-" if plan.gap is None else f"{plan.gap:.4%}"
+    table.add_row("status", f"{plan.status.value} ({plan.engine}, gap {gap})")
+    table.add_row("objective (USD)", _money(plan.objective_usd))
+    table.add_row("best bound (USD)", _money(plan.bound_usd))
+    for key in ("usage", "reserved", "energy", "penalty", "total"):
+        table.add_row(f"cost {key} (USD)", _money(plan.cost_usd.get(key)))
+    table.add_row("unmet inference (PFLOP/s-hours)", f"{plan.unmet_pflops_hours:,.4g}")
+    table.add_row("training shortfall (EFLOP)", f"{plan.short_eflop:,.4g}")
+    table.add_row("solve time (s)", f"{plan.solve_seconds:.2f}")
+    return table
+
+
+@app.command()
+def solve(
+    instance: Annotated[Path, typer.Argument(help="Instance file (.yaml, .yml or .json).")],
+    out_dir: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Plan folder (default: plans/<instance name>).")
+    ] = None,
+    engine: Annotated[str, typer.Option(help=f"Solver engine: {' | '.join(ENGINES)}.")] = "highs",
+    time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Solver time limit, s.")] = None,
+    gap: Annotated[float, typer.Option("--gap", help="Relative MIP gap to stop at (0.001 = 0.1%).")] = 1e-3,
+    threads: Annotated[Optional[int], typer.Option(help="Solver threads.")] = None,
+    seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the solver log.")] = False,
+    check: Annotated[bool, typer.Option(help="Run the independent checker on the written plan.")] = True,
+    write_model: Annotated[
+        Optional[Path], typer.Option("--write-model", help="Also write the model as .lp or .mps with its names.")
+    ] = None,
+) -> None:
+    """Solve an instance and write allocations.csv, reservations.csv and summary.json."""
+    from optimizer.checker import check_plan
+    from optimizer.options import SolveOptions
+    from optimizer.solve import solve as run_solve
+
+    if engine not in ENGINES:
+        _fail(f"--engine: unknown engine {engine!r}; choose one of {', '.join(ENGINES)}", EXIT_INPUT)
+    try:
+        options = SolveOptions(
+            engine=engine, time_limit_s=time_limit, mip_rel_gap=gap, threads=threads, random_seed=seed, verbose=verbose
+        )
+    except ValueError as exc:
+        _fail(f"invalid option: {exc}", EXIT_INPUT)
+    loaded = _load(instance)
+    if write_model is not None:
+        _write_model(loaded, write_model)
+    try:
+        plan = run_solve(loaded, options)
+    except ChipmixError as exc:
+        _fail(str(exc), EXIT_VIOLATIONS)
+    if plan.status.value == "infeasible":
+        report = plan.infeasibility.render() if plan.infeasibility else "the solver proved it infeasible"
+        _fail(f"{instance}: infeasible: hard demand cannot be met\n{report}", EXIT_INPUT)
+    if not plan.has_plan:
+        bound = "" if plan.bound_usd is None else f"; best bound {plan.bound_usd:,.2f} USD"
+        _fail(f"{instance}: no plan found ({plan.status.value}, {plan.details['solver_status']}){bound}", EXIT_NO_PLAN)
+    target = out_dir if out_dir is not None else Path("plans") / loaded.name
+    plan.write(target)
+    out.print(_summary_table(plan))
+    if plan.status.value == "feasible":
+        err.print(
+            f"time limit reached: plan within {plan.gap:.4%} of the best bound" if plan.gap is not None
+            else "time limit reached: no bound proven",
+            markup=False,
+        )
+    out.print(f"plan written to {target}", markup=False, highlight=False)
+    if check:
+        report = check_plan(loaded, target)
+        out.print(f"checker: {report.render()}", markup=False, highlight=False)
+        if not report.ok:
+            raise typer.Exit(EXIT_VIOLATIONS)
+
+
+def _write_model(instance, path: Path) -> None:
+    from optimizer.backends.highs import write_model_file
+    from optimizer.data import build_model_data
+    from optimizer.formulation import build_model
+
+    if path.suffix.lower() not in (".lp", ".mps"):
+        _fail(f"--write-model: {path}: use a .lp or .mps file name", EXIT_INPUT)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_model_file(build_model(build_model_data(instance)), path)
+    out.print(f"model written to {path}", markup=False, highlight=False)
+
+
+@app.command()
+def check(
+    instance: Annotated[Path, typer.Argument(help="Instance file the plan was made for.")],
+    plan_dir: Annotated[Path, typer.Argument(help="Folder with allocations.csv, reservations.csv, summary.json.")],
+) -> None:
+    """Recompute capacity, power, demand and every cost from the plan files; exit 1 on any violation."""
+    from optimizer.checker import check_plan
+
+    loaded = _load(instance)
+    if not plan_dir.is_dir():
+        _fail(f"{plan_dir}: not a folder", EXIT_INPUT)
+    report = check_plan(loaded, plan_dir)
+    if report.ok:
+        out.print(report.render(), markup=False, highlight=False)
+    else:
+        _fail(report.render(), EXIT_VIOLATIONS)
+
+
+@app.command()
+def validate(instance: Annotated[Path, typer.Argument(help="Instance file.")]) -> None:
+    """Validate an instance file without solving it."""
+    loaded = _load(instance)
+    out.print(
+        f"{instance}: valid ({loaded.hours} hours, {len(loaded.pools)} pools, {len(loaded.workloads)} workloads)",
+        markup=False,
+        highlight=False,
+    )
+
+
+@app.command()
+def schema(
+    out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file instead.")] = None,
+) -> None:
+    """Print the JSON Schema of the instance file."""
+    from optimizer.schema import Instance
+
+    text = json.dumps(Instance.model_json_schema(), indent=2)
+    if out_file is None:
+        sys.stdout.write(text + "\n")
+    else:
+        out_file.write_text(text + "\n")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""A linear model as arrays: named variable and constraint families over labelled dimensions.
+
+This is the one model every backend consumes: column bounds, costs and
+integrality, row bounds, and a sparse constraint matrix, each column and row
+belonging to a family such as ``blocks[workload,pool,hour]`` or
+``pool_capacity[pool,hour]``.  Names are rendered only on demand (LP files,
+reports), from the family's index arrays and the instance's ids, so building a
+million-column model costs array operations, not Python objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass(frozen=True)
+class Family:
+    """A block of consecutive columns (variables) or rows (constraints) with one name."""
+
+    name: str
+    dims: tuple[str, ...]
+    coords: tuple[np.ndarray, ...]  # one integer index array per dim
+    start: int
+    size: int
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.start, self.start + self.size)
+
+    def label(self, k: int, ids: dict[str, list[str]]) -> str:
+        """Name of the k-th member, e.g. ``pool_capacity[aws-h100,12]``."""
+        parts = [
+            str(int(coord[k])) if dim == "hour" else ids[dim][int(coord[k])]
+            for dim, coord in zip(self.dims, self.coords)
+        ]
+        return f"{self.name}[{','.join(parts)}]" if parts else self.name
+
+
+@dataclass
+class LinearModel:
+    """min cost @ x  s.t.  row_lower <= A x <= row_upper,  col_lower <= x <= col_upper."""
+
+    ids: dict[str, list[str]]  # dimension name -> ids (hours are numbers)
+    variables: dict[str, Family] = field(default_factory=dict)
+    constraints: dict[str, Family] = field(default_factory=dict)
+    col_lower: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    col_upper: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    col_cost: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    col_integer: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    row_lower: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    row_upper: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    matrix: sp.csc_matrix = field(default_factory=lambda: sp.csc_matrix((0, 0)))
+
+    @property
+    def n_cols(self) -> int:
+        return len(self.col_cost)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_lower)
+
+    @property
+    def is_mip(self) -> bool:
+        return bool(self.col_integer.any())
+
+    def column_names(self) -> list[str]:
+        return [fam.label(k, self.ids) for fam in self.variables.values() for k in range(fam.size)]
+
+    def row_names(self) -> list[str]:
+        return [fam.label(k, self.ids) for fam in self.constraints.values() for k in range(fam.size)]
+
+    def row_family(self, row: int) -> tuple[Family, int]:
+        for fam in self.constraints.values():
+            if fam.start <= row < fam.start + fam.size:
+                return fam, row - fam.start
+        raise IndexError(row)
+
+    def values(self, solution: np.ndarray, name: str) -> np.ndarray:
+        """The solution values of one variable family (zeros if the family is absent)."""
+        fam = self.variables.get(name)
+        return np.zeros(0) if fam is None else solution[fam.slice]
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "columns": self.n_cols,
+            "integer_columns": int(self.col_integer.sum()),
+            "rows": self.n_rows,
+            "nonzeros": int(self.matrix.nnz),
+        }
+
+
+class ModelBuilder:
+    """Collects families; :meth:`build` assembles one sparse matrix."""
+
+    def __init__(self, ids: dict[str, list[str]]):
+        self.model = LinearModel(ids=ids)
+        self._cols: list[tuple[np.ndarray, ...]] = []
+        self._rows: list[tuple[np.ndarray, np.ndarray]] = []
+        self._entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._n_cols = 0
+        self._n_rows = 0
+
+    def add_variables(
+        self,
+        name: str,
+        dims: tuple[str, ...],
+        coords: tuple[np.ndarray, ...],
+        *,
+        lower: np.ndarray | float,
+        upper: np.ndarray | float,
+        cost: np.ndarray | float,
+        integer: bool,
+    ) -> Family:
+        size = len(coords[0]) if coords else 1
+        fam = Family(name, dims, tuple(np.asarray(c) for c in coords), self._n_cols, size)
+        self._cols.append(
+            tuple(np.broadcast_to(np.asarray(v, dtype=float), (size,)) for v in (lower, upper, cost))
+            + (np.full(size, integer),)
+        )
+        self._n_cols += size
+        self.model.variables[name] = fam
+        return fam
+
+    def add_constraints(
+        self,
+        name: str,
+        dims: tuple[str, ...],
+        coords: tuple[np.ndarray, ...],
+        *,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        vals: np.ndarray,
+        lower: np.ndarray | float,
+        upper: np.ndarray | float,
+    ) -> Family:
+        """Rows ``lower <= sum(vals * x[cols]) <= upper``; ``rows`` are 0-based within the family."""
+        size = len(coords[0]) if coords else 1
+        fam = Family(name, dims, tuple(np.asarray(c) for c in coords), self._n_rows, size)
+        self._rows.append(
+            tuple(np.broadcast_to(np.asarray(v, dtype=float), (size,)) for v in (lower, upper))
+        )
+        self._entries.append((np.asarray(rows) + self._n_rows, np.asarray(cols), np.asarray(vals, dtype=float)))
+        self._n_rows += size
+        self.model.constraints[name] = fam
+        return fam
+
+    def build(self) -> LinearModel:
+        model = self.model
+
+        def stack(parts: list, index: int, dtype=float) -> np.ndarray:
+            return np.concatenate([p[index] for p in parts]).astype(dtype) if parts else np.zeros(0, dtype)
+
+        model.col_lower = stack(self._cols, 0)
+        model.col_upper = stack(self._cols, 1)
+        model.col_cost = stack(self._cols, 2)
+        model.col_integer = stack(self._cols, 3, bool)
+        model.row_lower = stack(self._rows, 0)
+        model.row_upper = stack(self._rows, 1)
+        rows = stack(self._entries, 0, np.int64)
+        cols = stack(self._entries, 1, np.int64)
+        vals = stack(self._entries, 2)
+        model.matrix = sp.csc_matrix((vals, (rows, cols)), shape=(self._n_rows, self._n_cols))
+        model.matrix.sum_duplicates()
+        return model

@@ -1,0 +1,31 @@
+"""Solve options shared by the Python API, the CLI and (later) the HTTP service."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Engine = Literal["highs", "pulp-cbc", "pulp-highs"]
+ENGINES: tuple[str, ...] = ("highs", "pulp-cbc", "pulp-highs")
+
+
+class SolveOptions(BaseModel):
+    """How to solve.  Defaults suit the bundled instances on a 2-core machine."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    engine: Engine = Field(default="highs", description="highs (highspy, default) | pulp-cbc | pulp-highs.")
+    time_limit_s: float | None = Field(default=None, gt=0, description="Wall-clock limit for the solver, s.")
+    mip_rel_gap: float = Field(
+        default=1e-3,
+        ge=0,
+        le=1,
+        description="Stop when (objective - bound) / |objective| is at most this (default 0.1%).",
+    )
+    threads: int | None = Field(default=None, ge=1, description="Solver threads (None: solver default).")
+    random_seed: int = Field(default=0, ge=0, description="Solver seed; same seed and options give the same plan.")
+    verbose: bool = Field(default=False, description="Show the solver's own log.")
+    diagnose_infeasible: bool = Field(
+        default=True, description="On infeasibility, re-solve with elastic slack to name the short workloads and hours."
+    )

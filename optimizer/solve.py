@@ -1,0 +1,149 @@
+"""From an instance to a :class:`~optimizer.plan.Plan`: data, model, backend, accounting."""
+
+from __future__ import annotations
+
+import time
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+import pandas as pd
+
+from optimizer.backends import SolverError, get_backend
+from optimizer.data import EFLOP_PER_TFLOPS_HOUR, ModelData, build_model_data
+from optimizer.formulation import build_model
+from optimizer.model import LinearModel
+from optimizer.options import SolveOptions
+from optimizer.plan import Plan
+from optimizer.result import SolveResult
+from optimizer.schema import Instance
+
+#: Solver values further than this from an integer mean a backend bug, not rounding noise.
+INTEGRALITY_TOLERANCE = 1e-4
+
+
+def _chipmix_version() -> str:
+    try:
+        return version("chipmix")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def solve(instance: Instance, options: SolveOptions | None = None, **overrides) -> Plan:
+    """Solve ``instance`` and return its plan (or the reason there is none).
+
+    ``overrides`` are :class:`SolveOptions` fields, e.g. ``solve(inst, engine="pulp-cbc")``.
+    """
+    options = options or SolveOptions()
+    if overrides:
+        options = SolveOptions.model_validate({**options.model_dump(), **overrides})
+    started = time.perf_counter()
+    data = build_model_data(instance)
+    model = build_model(data)
+    build_seconds = time.perf_counter() - started
+    result = get_backend(options.engine).solve(model, options)
+    details = {
+        "chipmix_version": _chipmix_version(),
+        "options": options.model_dump(),
+        "model": model.stats(),
+        "build_seconds": round(build_seconds, 3),
+        "solver_status": result.solver_status,
+    }
+    plan = Plan(
+        instance=instance.name,
+        engine=options.engine,
+        status=result.status,
+        solve_seconds=result.solve_seconds,
+        objective_usd=result.objective,
+        bound_usd=result.bound,
+        gap=result.gap,
+        details=details,
+    )
+    if result.status.has_plan:
+        _fill_plan(plan, data, model, result)
+    elif result.status.value == "infeasible" and options.diagnose_infeasible:
+        from optimizer.diagnose import diagnose_infeasibility
+
+        plan.infeasibility = diagnose_infeasibility(data, options)
+    return plan
+
+
+def _fill_plan(plan: Plan, data: ModelData, model: LinearModel, result: SolveResult) -> None:
+    """Round the solver's values to whole blocks and account every cost term from them."""
+    values = result.values
+    raw_blocks = model.values(values, "blocks")
+    blocks = np.rint(raw_blocks).astype(np.int64)
+    worst = float(np.max(np.abs(raw_blocks - blocks), initial=0.0))
+    if worst > INTEGRALITY_TOLERANCE:
+        raise SolverError(f"{plan.engine} returned an allocation {worst:.2g} away from a whole block")
+    blocks = np.maximum(blocks, 0)
+    pool, hour, workload = data.alloc_pool, data.alloc_hour, data.alloc_workload
+    chips = blocks * data.pool_block[pool]
+
+    reserved_fam = model.variables["reserved_blocks"]
+    reserved_chips = np.zeros(len(data.pool_ids), dtype=np.int64)
+    reserved_chips[reserved_fam.coords[0]] = (
+        np.rint(model.values(values, "reserved_blocks")).astype(np.int64) * data.pool_block[reserved_fam.coords[0]]
+    )
+
+    used = chips > 0
+    plan.allocations = pd.DataFrame(
+        {
+            "hour": hour[used],
+            "workload": np.asarray(data.workload_ids, dtype=object)[workload[used]],
+            "pool": np.asarray(data.pool_ids, dtype=object)[pool[used]],
+            "chips": chips[used],
+            "_w": workload[used],
+            "_p": pool[used],
+        }
+    ).sort_values(["hour", "_w", "_p"], kind="stable").drop(columns=["_w", "_p"]).reset_index(drop=True)
+    (reserved_pools,) = np.nonzero(data.pool_reserved)
+    plan.reservations = pd.DataFrame(
+        {"pool": [data.pool_ids[p] for p in reserved_pools], "chips": reserved_chips[reserved_pools]}
+    )
+
+    # Delivered compute, from the rounded plan.
+    delivered_pflops = np.zeros((len(data.workload_ids), data.hours))
+    np.add.at(delivered_pflops, (workload, hour), chips * data.alloc_rate_tflops / 1000.0)
+    unmet = np.where(
+        data.workload_is_inference[:, None],
+        np.maximum(data.inference_demand_pflops - delivered_pflops, 0.0),
+        0.0,
+    )
+    unmet[unmet <= 1e-9 * np.maximum(data.inference_demand_pflops, 1.0)] = 0.0
+    delivered_eflop = np.zeros(len(data.workload_ids))
+    np.add.at(delivered_eflop, workload, chips * data.alloc_rate_tflops * EFLOP_PER_TFLOPS_HOUR)
+    short = np.where(data.workload_is_inference, 0.0, np.maximum(data.training_work_eflop - delivered_eflop, 0.0))
+    short[short <= 1e-9 * np.maximum(data.training_work_eflop, 1.0)] = 0.0
+
+    w_unmet, t_unmet = np.nonzero(unmet)
+    plan.unmet = pd.DataFrame(
+        {
+            "workload": [data.workload_ids[w] for w in w_unmet],
+            "hour": t_unmet,
+            "unmet_pflops": unmet[w_unmet, t_unmet],
+        }
+    )
+    (training,) = np.nonzero(~data.workload_is_inference)
+    plan.shortfall = pd.DataFrame(
+        {"workload": [data.workload_ids[w] for w in training], "short_eflop": short[training]}
+    )
+
+    usage_price = np.where(data.pool_reserved[pool], 0.0, data.pool_usd_per_chip_hour[pool])
+    usage = float(np.sum(chips * usage_price))
+    reserved = float(np.sum(reserved_chips * data.pool_usd_per_chip_hour) * data.hours)
+    energy = float(
+        np.sum(chips * data.pool_chip_power_kw[pool] * data.site_energy_usd_per_kwh[data.pool_site[pool], hour])
+    )
+    penalty = float(
+        np.sum(unmet.sum(axis=1) * np.nan_to_num(data.unmet_usd_per_pflops_hour))
+        + np.sum(short * np.nan_to_num(data.short_usd_per_eflop))
+    )
+    plan.cost_usd = {
+        "usage": usage,
+        "reserved": reserved,
+        "energy": energy,
+        "penalty": penalty,
+        "total": usage + reserved + energy + penalty,
+    }
+    plan.unmet_pflops_hours = float(unmet.sum())
+    plan.short_eflop = float(short.sum())

@@ -1,0 +1,217 @@
+"""Cross-entity checks of an instance, each with a field path and a fix-it hint.
+
+The schema checks each field on its own; here we check what needs the whole
+instance: ids are unique and resolve, hourly lists have ``hours`` entries,
+training windows fit the horizon, and hard demand is not impossible on its
+face (no pool could serve it even with every chip to itself).  Every problem is
+collected, so a planner fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from optimizer.errors import FieldError
+from optimizer.schema import InferenceWorkload, Instance, Pool, TrainingWorkload
+
+#: One TFLOP/s sustained for one hour, in EFLOP.
+EFLOP_PER_TFLOPS_HOUR = 3600 * 1e12 / 1e18
+
+
+def _known(ids: Iterable[str], limit: int = 12) -> str:
+    ids = sorted(ids)
+    shown = ", ".join(ids[:limit])
+    return shown + (f", ... ({len(ids)} in all)" if len(ids) > limit else "")
+
+
+def _hour_ranges(hours: Sequence[int]) -> str:
+    """Compress [3, 4, 5, 9] into '3-5, 9'."""
+    ranges: list[str] = []
+    start = previous = None
+    for hour in list(hours) + [None]:
+        if start is not None and (hour is None or hour != previous + 1):
+            ranges.append(str(start) if start == previous else f"{start}-{previous}")
+            start = None
+        if hour is not None and start is None:
+            start = hour
+        previous = hour
+    return ", ".join(ranges)
+
+
+def _hourly_value(value: float | int | tuple, hour: int) -> float:
+    return value[hour] if isinstance(value, tuple) else value
+
+
+def check_instance(instance: Instance) -> list[FieldError]:
+    """Return every cross-entity problem of ``instance`` (empty when it is consistent)."""
+    errors: list[FieldError] = []
+    hours = instance.hours
+
+    def paths(kind: str, entries: Sequence) -> list[str]:
+        return [f"{kind}[{i}]({entry.id})" for i, entry in enumerate(entries)]
+
+    chip_paths, site_paths = paths("chips", instance.chips), paths("sites", instance.sites)
+    pool_paths, workload_paths = paths("pools", instance.pools), paths("workloads", instance.workloads)
+
+    for kind, entries, entry_paths in (
+        ("chips", instance.chips, chip_paths),
+        ("sites", instance.sites, site_paths),
+        ("pools", instance.pools, pool_paths),
+        ("workloads", instance.workloads, workload_paths),
+    ):
+        counts = Counter(entry.id for entry in entries)
+        for entry, path in zip(entries, entry_paths):
+            if counts[entry.id] > 1:
+                errors.append(
+                    FieldError(f"{path}.id", f"duplicate id {entry.id!r} in {kind}", "give each entry its own id")
+                )
+
+    chips = {chip.id: chip for chip in instance.chips}
+    sites = {site.id: site for site in instance.sites}
+
+    def check_length(path: str, value: object, what: str) -> None:
+        if isinstance(value, tuple) and len(value) != hours:
+            errors.append(
+                FieldError(
+                    path,
+                    f"hourly list has {len(value)} entries, expected hours = {hours}",
+                    f"give one {what} per hour, or a single number for every hour",
+                )
+            )
+
+    for site, path in zip(instance.sites, site_paths):
+        if site.power_cap_mw is not None:
+            check_length(f"{path}.power_cap_mw", site.power_cap_mw, "cap")
+        check_length(f"{path}.energy_usd_per_mwh", site.energy_usd_per_mwh, "price")
+
+    for pool, path in zip(instance.pools, pool_paths):
+        if pool.site not in sites:
+            errors.append(
+                FieldError(f"{path}.site", f"unknown site {pool.site!r}", f"use one of: {_known(sites)}")
+            )
+        if pool.chip not in chips:
+            errors.append(
+                FieldError(f"{path}.chip", f"unknown chip {pool.chip!r}", f"use one of: {_known(chips)}")
+            )
+        if pool.pricing == "reserved" and isinstance(pool.available, tuple):
+            errors.append(
+                FieldError(
+                    f"{path}.available",
+                    "a reserved pool's available is the most chips that can be reserved, a single integer",
+                    "give one number; reserved chips are held for the whole horizon",
+                )
+            )
+        else:
+            check_length(f"{path}.available", pool.available, "chip count")
+
+    for workload, path in zip(instance.workloads, workload_paths):
+        for chip_id in workload.efficiency:
+            if chip_id not in chips:
+                errors.append(
+                    FieldError(
+                        f"{path}.efficiency.{chip_id}",
+                        f"unknown chip {chip_id!r}",
+                        f"use one of: {_known(chips)}",
+                    )
+                )
+        for position, site_id in enumerate(workload.sites or ()):
+            if site_id not in sites:
+                errors.append(
+                    FieldError(
+                        f"{path}.sites[{position}]", f"unknown site {site_id!r}", f"use one of: {_known(sites)}"
+                    )
+                )
+        if isinstance(workload, InferenceWorkload):
+            check_length(f"{path}.demand_pflops", workload.demand_pflops, "demand")
+        else:
+            deadline = workload.deadline_hour if workload.deadline_hour is not None else hours
+            if workload.deadline_hour is not None and workload.deadline_hour > hours:
+                errors.append(
+                    FieldError(
+                        f"{path}.deadline_hour",
+                        f"deadline {workload.deadline_hour} is past the horizon (hours = {hours})",
+                        f"use at most {hours} (deadlines are exclusive)",
+                    )
+                )
+            if workload.release_hour >= deadline:
+                errors.append(
+                    FieldError(
+                        f"{path}.release_hour",
+                        f"release hour {workload.release_hour} leaves no hour before the deadline {deadline}",
+                        "release the run before its (exclusive) deadline",
+                    )
+                )
+
+    if errors:
+        # The face-value demand checks below need resolved ids and right lengths.
+        return errors
+    errors += _impossible_hard_demand(instance, workload_paths)
+    return errors
+
+
+def _serves(workload: InferenceWorkload | TrainingWorkload, pool: Pool) -> bool:
+    return pool.chip in workload.efficiency and (workload.sites is None or pool.site in workload.sites)
+
+
+def _impossible_hard_demand(instance: Instance, workload_paths: list[str]) -> list[FieldError]:
+    """Hard demand that exceeds what every eligible chip could deliver, alone and unpowered-capped."""
+    errors: list[FieldError] = []
+    chips = {chip.id: chip for chip in instance.chips}
+
+    def usable_chips(pool: Pool, hour: int) -> int:
+        available = int(_hourly_value(pool.available, hour))
+        return available - available % pool.block
+
+    def rate_tflops(workload, pool: Pool) -> float:
+        return chips[pool.chip].peak_tflops * workload.efficiency[pool.chip] * (1 - pool.interruption_rate)
+
+    for workload, path in zip(instance.workloads, workload_paths):
+        pools = [pool for pool in instance.pools if _serves(workload, pool)]
+        if isinstance(workload, InferenceWorkload):
+            if workload.unmet_usd_per_pflops_hour is not None:
+                continue
+            short_hours, worst = [], None
+            for hour in range(instance.hours):
+                demand = _hourly_value(workload.demand_pflops, hour)
+                if demand <= 0:
+                    continue
+                best = sum(usable_chips(pool, hour) * rate_tflops(workload, pool) for pool in pools) / 1000
+                if best < demand * (1 - 1e-9):
+                    short_hours.append(hour)
+                    if worst is None or demand - best > worst[1] - worst[2]:
+                        worst = (hour, demand, best)
+            if short_hours:
+                hour, demand, best = worst
+                errors.append(
+                    FieldError(
+                        f"{path}.demand_pflops",
+                        f"hard demand exceeds what every eligible pool could deliver in hours "
+                        f"{_hour_ranges(short_hours)} (worst: hour {hour} needs {demand:g} PFLOP/s, "
+                        f"at most {best:g} possible)",
+                        "lower the demand, add pools or chips to efficiency, or set unmet_usd_per_pflops_hour",
+                    )
+                )
+        elif workload.short_usd_per_eflop is None:
+            deadline = workload.deadline_hour if workload.deadline_hour is not None else instance.hours
+            best_eflop = 0.0
+            for hour in range(workload.release_hour, deadline):
+                # Fastest chips first, up to max_chips: the most work any allocation could do.
+                offers = sorted(
+                    ((rate_tflops(workload, pool), usable_chips(pool, hour)) for pool in pools), reverse=True
+                )
+                room = workload.max_chips if workload.max_chips is not None else float("inf")
+                for rate, count in offers:
+                    take = min(count, room)
+                    best_eflop += take * rate * EFLOP_PER_TFLOPS_HOUR
+                    room -= take
+            if best_eflop < workload.work_eflop * (1 - 1e-9):
+                errors.append(
+                    FieldError(
+                        f"{path}.work_eflop",
+                        f"hard training work {workload.work_eflop:g} EFLOP exceeds the {best_eflop:g} EFLOP "
+                        f"every eligible chip could deliver in hours {workload.release_hour}-{deadline - 1}",
+                        "extend the deadline, add pools, raise max_chips, or set short_usd_per_eflop",
+                    )
+                )
+    return errors
