@@ -47,11 +47,17 @@ class InfeasibilityReport:
     shortfalls: list[Shortfall]
     binding: list[str] = field(default_factory=list)  # e.g. "site_power[campus] in hours 3-7"
     note: str | None = None
+    hard_workloads: int = 1  # with several, the split of the shortfall among them is not unique
 
     def render(self) -> str:
         lines = [shortfall.render() for shortfall in self.shortfalls]
         if self.binding:
             lines.append("full in those hours: " + "; ".join(self.binding))
+        if self.hard_workloads > 1:
+            lines.append(
+                "(where workloads compete, this is one least-slack split: each PFLOP/s-hour and each "
+                "EFLOP of shortfall weighs 1; the total that cannot be served is what is certain)"
+            )
         if self.note:
             lines.append(self.note)
         lines.append(
@@ -97,7 +103,10 @@ def diagnose_infeasibility(data: ModelData, options: SolveOptions) -> Infeasibil
         )
     shortfalls.sort(key=lambda s: workload_index[s.workload])
 
-    return InfeasibilityReport(shortfalls, _full_resources(data, model.values(values, "blocks"), shortfalls))
+    hard = int(np.sum(data.hard_inference | data.hard_training))
+    return InfeasibilityReport(
+        shortfalls, _full_resources(data, model.values(values, "blocks"), shortfalls), hard_workloads=hard
+    )
 
 
 def _full_resources(data: ModelData, blocks: np.ndarray, shortfalls: list[Shortfall]) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
 
 Id = Annotated[
     str,
@@ -70,6 +70,10 @@ def _hourly_chips(value: object) -> int | tuple[int, ...]:
     )
 
 
+def _hourly_to_plain(value: float | int | tuple) -> float | int | list:
+    return list(value) if isinstance(value, tuple) else value
+
+
 _NUMBER_SCHEMA = {"type": "number", "minimum": 0}
 _CHIPS_SCHEMA = {"type": "integer", "minimum": 0}
 
@@ -77,11 +81,13 @@ _CHIPS_SCHEMA = {"type": "integer", "minimum": 0}
 HourlyNonNegative = Annotated[
     Union[float, tuple[float, ...]],
     PlainValidator(_hourly_non_negative),
+    PlainSerializer(_hourly_to_plain),
     WithJsonSchema({"anyOf": [_NUMBER_SCHEMA, {"type": "array", "items": _NUMBER_SCHEMA}]}),
 ]
 HourlyChips = Annotated[
     Union[int, tuple[int, ...]],
     PlainValidator(_hourly_chips),
+    PlainSerializer(_hourly_to_plain),
     WithJsonSchema({"anyOf": [_CHIPS_SCHEMA, {"type": "array", "items": _CHIPS_SCHEMA}]}),
 ]
 

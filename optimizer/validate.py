@@ -9,7 +9,6 @@ collected, so a planner fixes a file in one pass.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from optimizer.errors import FieldError
@@ -60,12 +59,18 @@ def check_instance(instance: Instance) -> list[FieldError]:
         ("pools", instance.pools, pool_paths),
         ("workloads", instance.workloads, workload_paths),
     ):
-        counts = Counter(entry.id for entry in entries)
+        first_path: dict[str, str] = {}
         for entry, path in zip(entries, entry_paths):
-            if counts[entry.id] > 1:
+            if entry.id in first_path:
                 errors.append(
-                    FieldError(f"{path}.id", f"duplicate id {entry.id!r} in {kind}", "give each entry its own id")
+                    FieldError(
+                        f"{path}.id",
+                        f"duplicate id {entry.id!r} in {kind} (first at {first_path[entry.id]})",
+                        "give each entry its own id",
+                    )
                 )
+            else:
+                first_path[entry.id] = path
 
     chips = {chip.id: chip for chip in instance.chips}
     sites = {site.id: site for site in instance.sites}

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import numpy as np
+
 from optimizer.model import LinearModel
 from optimizer.options import ENGINES, SolveOptions
-from optimizer.result import SolveResult
+from optimizer.result import SolveResult, SolveStatus
 
 
 class SolverError(RuntimeError):
@@ -19,9 +21,17 @@ class Backend(ABC):
 
     name: str
 
-    @abstractmethod
     def solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
         """Solve ``model`` (minimisation) and report status, objective, bound and values."""
+        if model.n_cols == 0:
+            # Nothing to decide (no demand anywhere, or no eligible chip and nothing priced):
+            # the empty plan is optimal at zero cost.  Solvers call such a model an error.
+            return SolveResult(SolveStatus.OPTIMAL, 0.0, 0.0, np.zeros(0), 0.0, "empty model: nothing to decide")
+        return self._solve(model, options)
+
+    @abstractmethod
+    def _solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
+        """Solve a model with at least one column."""
 
 
 def get_backend(engine: str) -> Backend:

@@ -103,7 +103,7 @@ def write_model_file(model: LinearModel, path: str | Path) -> None:
 class HighsBackend(Backend):
     name = "highs"
 
-    def solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
+    def _solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
         highs = highspy.Highs()
         highs.setOptionValue("output_flag", bool(options.verbose))
         highs.setOptionValue("mip_rel_gap", float(options.mip_rel_gap))

@@ -13,6 +13,7 @@ import math
 import re
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -81,11 +82,15 @@ class PulpBackend(Backend):
         self.solver = solver
         self.name = f"pulp-{solver}"
 
-    def solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
-        problem, columns = build_pulp_problem(model)
-        if self.solver == "cbc":
-            return self._solve_cbc(model, problem, columns, options)
-        return self._solve_highs(model, problem, columns, options)
+    def _solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
+        with warnings.catch_warnings():
+            # PuLP 3.x announces its 4.0 API on every variable and on PULP_CBC_CMD; pyproject
+            # pins pulp<4, so these notices say nothing about this run.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulp\b.*")
+            problem, columns = build_pulp_problem(model)
+            if self.solver == "cbc":
+                return self._solve_cbc(model, problem, columns, options)
+            return self._solve_highs(model, problem, columns, options)
 
     @staticmethod
     def _values(columns: list[pulp.LpVariable]) -> np.ndarray:
