@@ -30,6 +30,16 @@ def _group(*keys: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     return tuple(unique[:, i] for i in range(len(keys))), inverse.reshape(-1)
 
 
+def _drop_single_member_rows(row: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows with one member are implied by that variable's upper bound: leave them out.
+
+    Returns the kept-row mask, which members are in kept rows, and their new row numbers.
+    """
+    keep = np.bincount(row, minlength=n_rows) >= 2
+    in_kept = keep[row]
+    return keep, in_kept, (np.cumsum(keep) - 1)[row[in_kept]]
+
+
 @dataclass
 class _Context:
     data: ModelData
@@ -159,15 +169,12 @@ def define_pool_capacity(ctx: _Context) -> None:
     mask = ~d.pool_reserved[d.alloc_pool]
     k = np.nonzero(mask)[0]
     (p, t), row = _group(d.alloc_pool[k], d.alloc_hour[k])
-    members = np.bincount(row, minlength=len(p))
-    keep = members >= 2
-    renumber = np.cumsum(keep) - 1
-    in_kept = keep[row]
+    keep, in_kept, rows = _drop_single_member_rows(row, len(p))
     ctx.builder.add_constraints(
         "pool_capacity",
         ("pool", "hour"),
         (p[keep], t[keep]),
-        rows=renumber[row[in_kept]],
+        rows=rows,
         cols=ctx.blocks.start + k[in_kept],
         vals=np.ones(int(in_kept.sum())),
         lower=-np.inf,
@@ -286,14 +293,12 @@ def define_training_max_chips(ctx: _Context) -> None:
     d = ctx.data
     k = np.nonzero(np.isfinite(d.training_max_chips[d.alloc_workload]))[0]
     (w, t), row = _group(d.alloc_workload[k], d.alloc_hour[k])
-    keep = np.bincount(row, minlength=len(w)) >= 2
-    renumber = np.cumsum(keep) - 1
-    in_kept = keep[row]
+    keep, in_kept, rows = _drop_single_member_rows(row, len(w))
     ctx.builder.add_constraints(
         "training_max_chips",
         ("workload", "hour"),
         (w[keep], t[keep]),
-        rows=renumber[row[in_kept]],
+        rows=rows,
         cols=ctx.blocks.start + k[in_kept],
         vals=d.pool_block[d.alloc_pool[k[in_kept]]].astype(float),
         lower=-np.inf,
