@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import itertools
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,10 @@ def chips_of(plan: optimizer.Plan, workload: str | None = None, pool: str | None
     if hour is not None:
         frame = frame[frame.hour == hour]
     return int(frame.chips.sum())
+
+
+def chipmix(*args, cwd=None) -> subprocess.CompletedProcess:
+    """Run the chipmix command in a fresh interpreter, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "optimizer.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )

@@ -1,8 +1,6 @@
 """The independent checker catches every kind of broken plan file, by name."""
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -12,7 +10,7 @@ import optimizer
 from optimizer.checker import COST_KEYS as CHECKER_COST_KEYS
 from optimizer.checker import SUMMARY_KEYS as CHECKER_SUMMARY_KEYS
 from optimizer.plan import COST_KEYS, SUMMARY_KEYS
-from tests.helpers import chip, inference, instance_data, pool, site, training
+from tests.helpers import chip, chipmix, inference, instance_data, pool, site, training
 
 DATA = instance_data(
     hours=3,
@@ -225,10 +223,8 @@ def test_missing_files(instance, tmp_path):
 def test_cli_check_exit_codes(instance, plan_dir, tmp_path):
     path = tmp_path / "inst.yaml"
     path.write_text(yaml.safe_dump(DATA))
-    ok = subprocess.run([sys.executable, "-m", "optimizer.cli", "check", str(path), str(plan_dir)],
-                        capture_output=True, text=True)
+    ok = chipmix("check", path, plan_dir)
     assert ok.returncode == 0 and "plan OK" in ok.stdout
     edit_allocations(plan_dir, lambda f: add_row(0, "chat", "od", 24)(f[f.pool != "od"]))
-    bad = subprocess.run([sys.executable, "-m", "optimizer.cli", "check", str(path), str(plan_dir)],
-                         capture_output=True, text=True)
+    bad = chipmix("check", path, plan_dir)
     assert bad.returncode == 1 and "pool_capacity[od,0]" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,19 +1,11 @@
 """The chipmix command end to end, in a real subprocess, as a user runs it."""
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import yaml
 
-from tests.helpers import inference, instance_data, pool
-
-
-def chipmix(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "optimizer.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
-    )
+from tests.helpers import chipmix, inference, instance_data, pool
 
 
 def write_instance(tmp_path, data):

@@ -1,13 +1,10 @@
 """Infeasible hard demand is explained: which workloads, which hours, which sites or pools are full."""
 
-import subprocess
-import sys
-
 import yaml
 
 import optimizer
 from optimizer import SolveStatus
-from tests.helpers import inference, instance_data, pool, site, training
+from tests.helpers import chipmix, inference, instance_data, pool, site, training
 
 # The campus pool alone could serve 6 PFLOP/s (10 chips), but its power cap allows 4 chips
 # (5 kW / 1.25 kW), so hour 1 (demand 6) cannot be met; hours 0 and 2 (demand 3) can.
@@ -82,9 +79,7 @@ def test_cli_reports_infeasible_with_exit_2_and_writes_nothing(tmp_path):
     path = tmp_path / "campus.yaml"
     path.write_text(yaml.safe_dump(POWER_BOUND))
     out = tmp_path / "plan"
-    result = subprocess.run(
-        [sys.executable, "-m", "optimizer.cli", "solve", str(path), "--out", str(out)], capture_output=True, text=True
-    )
+    result = chipmix("solve", path, "--out", out)
     assert result.returncode == 2
     assert "infeasible" in result.stderr and "hours 1" in result.stderr and "site_power[campus]" in result.stderr
     assert "Traceback" not in result.stderr

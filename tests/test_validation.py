@@ -1,14 +1,12 @@
 """Bad input: every rule gives the file, the field path and the reason."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
 
 from optimizer import InputError, instance_from_data, load_instance
-from tests.helpers import chip, inference, instance_data, pool, site, training
+from tests.helpers import chip, chipmix, inference, instance_data, pool, site, training
 
 
 def errors_of(data) -> list[str]:
@@ -156,17 +154,11 @@ def test_json_instances_load(tmp_path):
     assert load_instance(path).name == "test"
 
 
-def run_cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "optimizer.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
-
-
 def test_cli_bad_input_exit_2_no_traceback_nothing_written(tmp_path):
     data = instance_data(pools=[pool("p", available=-3)])
     path = write(tmp_path, "bad.yaml", yaml.safe_dump(data))
     out = tmp_path / "plan"
-    result = run_cli("solve", path, "--out", out)
+    result = chipmix("solve", path, "--out", out)
     assert result.returncode == 2
     assert f"{path}: pools[0](p).available: chips cannot be negative" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -176,5 +168,5 @@ def test_cli_bad_input_exit_2_no_traceback_nothing_written(tmp_path):
 
 def test_cli_check_reports_bad_instance_with_exit_2(tmp_path):
     path = write(tmp_path, "bad.yaml", yaml.safe_dump({**instance_data(), "hourz": 3}))
-    result = run_cli("check", path, tmp_path)
+    result = chipmix("check", path, tmp_path)
     assert result.returncode == 2 and "hourz: unknown field" in result.stderr
