@@ -181,6 +181,52 @@ def schema(
         out_file.write_text(text + "\n")
 
 
+@app.command("build-instance")
+def build_instance(
+    specs: Annotated[list[Path], typer.Argument(help="Scenario spec files (instances/specs/*.yaml).")],
+    out_file: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="Output file (one spec only; default: <spec folder>/../<name>.yaml)."),
+    ] = None,
+) -> None:
+    """Build instance files from scenario specs and the public data in instances/data."""
+    from optimizer.library.build import load_spec, render
+    from optimizer.files import write_text_atomic
+
+    if out_file is not None and len(specs) != 1:
+        _fail("--out: give exactly one spec with --out", EXIT_INPUT)
+    rendered = []
+    for spec_path in specs:  # build every file first: nothing is written if any spec is bad
+        try:
+            target = out_file or spec_path.parent.parent / f"{load_spec(spec_path).name}.yaml"
+            rendered.append((target, render(spec_path)))
+        except InputError as exc:
+            _fail(exc.render(), EXIT_INPUT)
+    for target, text in rendered:
+        write_text_atomic(target, text)
+        out.print(f"wrote {target}", markup=False, highlight=False)
+
+
+@app.command()
+def generate(
+    pools: Annotated[int, typer.Option(min=1, help="Number of pools.")],
+    workloads: Annotated[int, typer.Option(min=1, help="Number of workloads (60% inference, 40% training).")],
+    hours: Annotated[int, typer.Option(min=1, help="Horizon, hours.")],
+    seed: Annotated[int, typer.Option(help="Random seed: the same arguments give the same file.")] = 0,
+    out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Generate a synthetic instance of any size (always has a plan: all demand is priced)."""
+    from optimizer.library.generate import render_generated
+    from optimizer.files import write_text_atomic
+
+    text = render_generated(pools, workloads, hours, seed)
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(out_file, text)
+        out.print(f"wrote {out_file}", markup=False, highlight=False)
+
+
 def main() -> None:
     app()
 

@@ -115,7 +115,7 @@ def format_location(loc: tuple[Any, ...], data: Any) -> str:
     return "".join(parts).lstrip(".")
 
 
-def _validation_errors(exc: ValidationError, data: Any) -> list[FieldError]:
+def validation_errors(exc: ValidationError, data: Any) -> list[FieldError]:
     errors = []
     for error in exc.errors(include_url=False):
         path = format_location(tuple(error["loc"]), data)
@@ -139,7 +139,7 @@ def instance_from_data(data: Any, source: str = "<instance>") -> Instance:
     try:
         instance = Instance.model_validate(data)
     except ValidationError as exc:
-        raise InputError(source, _validation_errors(exc, data)) from None
+        raise InputError(source, validation_errors(exc, data)) from None
     problems = check_instance(instance)
     if problems:
         raise InputError(source, problems)
