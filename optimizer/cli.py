@@ -181,6 +181,136 @@ def schema(
         out_file.write_text(text + "\n")
 
 
+def _solve_options(engine: str, time_limit, gap: float, threads, seed: int = 0):
+    from optimizer.options import SolveOptions
+
+    if engine not in ENGINES:
+        _fail(f"--engine: unknown engine {engine!r}; choose one of {', '.join(ENGINES)}", EXIT_INPUT)
+    try:
+        return SolveOptions(engine=engine, time_limit_s=time_limit, mip_rel_gap=gap, threads=threads, random_seed=seed)
+    except ValueError as exc:
+        _fail(f"invalid option: {exc}", EXIT_INPUT)
+
+
+def _cell(value, kind: str = "") -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if kind == "usd":
+        return f"{value:,.0f}"
+    if kind == "pct":
+        return f"{value:+.2f}%"
+    if kind == "gap":
+        return "inf" if value == float("inf") else f"{value:.3%}"
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    return str(value)
+
+
+# Wide tables stay readable when piped (rich assumes 80 columns off a terminal).
+_TABLE_WIDTH = None if sys.stdout.isatty() else 220
+
+
+def _rows_table(frame, title: str) -> Table:
+    columns = [
+        ("scenario", "scenario", ""), ("view", "view", ""), ("plan", "plan", ""), ("status", "status", ""),
+        ("gap", "gap", "gap"), ("total_usd", "total USD", "usd"), ("premium_usd", "premium USD", "usd"),
+        ("premium_pct", "premium", "pct"), ("unmet_pflops_hours", "unmet PFLOP/s-h", ""),
+        ("short_eflop", "short EFLOP", ""), ("usd_per_delivered_eflop", "USD/EFLOP", ""), ("note", "note", ""),
+    ]
+    shown = [c for c in columns if c[0] in frame.columns and (c[0] not in ("scenario", "view") or frame[c[0]].nunique() > 1)]
+    table = Table(title=title, title_justify="left")
+    for _, header, kind in shown:
+        table.add_column(header, justify="left" if kind == "" and header in ("plan", "status", "note", "scenario", "view") else "right")
+    for record in frame.to_dict("records"):
+        table.add_row(*(_cell(record.get(key), kind) for key, _, kind in shown))
+    return table
+
+
+def _write_rows(frame, out_dir: Path, stem: str) -> None:
+    from optimizer.files import write_text_atomic
+
+    write_text_atomic(out_dir / f"{stem}.csv", frame.to_csv(index=False, float_format="%.10g"))
+    write_text_atomic(out_dir / f"{stem}.json", frame.to_json(orient="records", indent=2) + "\n")
+    out.print(f"wrote {out_dir / (stem + '.csv')} and {stem}.json", markup=False, highlight=False)
+
+
+@app.command()
+def lockin(
+    instance: Annotated[Path, typer.Argument(help="Instance file.")],
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write lockin.csv and lockin.json here.")] = None,
+    restrictions: Annotated[
+        Optional[str], typer.Option(help="Comma-separated: multi, vendor=NAME, cloud=NAME (default: all present).")
+    ] = None,
+    greedy: Annotated[bool, typer.Option(help="Add the greedy lowest-$/FLOP baseline.")] = True,
+    engine: Annotated[str, typer.Option(help=f"Solver engine: {' | '.join(ENGINES)}.")] = "highs",
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", help="Time limit per solve, s (a row that hits it says so, with its gap).")
+    ] = 60.0,
+    gap: Annotated[float, typer.Option("--gap", help="Relative MIP gap per solve.")] = 1e-3,
+    threads: Annotated[Optional[int], typer.Option(help="Solver threads.")] = None,
+) -> None:
+    """Price lock-in: the multi-vendor plan beside each single-vendor and single-cloud plan, and greedy."""
+    from optimizer.lockin import lockin_table
+
+    options = _solve_options(engine, time_limit, gap, threads)
+    loaded = _load(instance)
+    names = [r.strip() for r in restrictions.split(",")] if restrictions else None
+    try:
+        with err.status("solving restrictions...") as status:
+            frame = lockin_table(loaded, options, names, greedy=greedy,
+                                 on_row=lambda row: status.update(f"solved {row['plan']} ({row['status']})"))
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+    Console(width=_TABLE_WIDTH).print(_rows_table(frame, f"lock-in: {loaded.name}"))
+    if out_dir is not None:
+        _write_rows(frame, out_dir, "lockin")
+
+
+@app.command()
+def sweep(
+    instance: Annotated[Path, typer.Argument(help="Instance file.")],
+    scenarios: Annotated[Path, typer.Argument(help="Scenario file (YAML or JSON).")],
+    restrictions: Annotated[
+        Optional[str], typer.Option(help="Comma-separated: multi, greedy, vendor=NAME, cloud=NAME (default: all).")
+    ] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write sweep.csv and sweep.json here.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Local worker processes (default: cores / threads).")] = None,
+    cluster: Annotated[Optional[str], typer.Option(help="Dask scheduler address (needs chipmix[dask]).")] = None,
+    engine: Annotated[str, typer.Option(help=f"Solver engine: {' | '.join(ENGINES)}.")] = "highs",
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", help="Time limit per solve, s (a row that hits it says so, with its gap).")
+    ] = 60.0,
+    gap: Annotated[float, typer.Option("--gap", help="Relative MIP gap per solve.")] = 1e-3,
+    threads: Annotated[Optional[int], typer.Option(help="Solver threads per solve (default 1).")] = None,
+) -> None:
+    """Solve every scenario x restriction, re-optimised and with the base plan's reservations held."""
+    from rich.progress import Progress
+
+    from optimizer.lockin import restrictions_of, sweep as run_sweep
+    from optimizer.scenarios import load_scenarios
+
+    options = _solve_options(engine, time_limit, gap, threads)
+    loaded = _load(instance)
+    try:
+        parsed = load_scenarios(scenarios, loaded)
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+    names = [r.strip() for r in restrictions.split(",")] if restrictions else restrictions_of(loaded)
+    expected = (len(parsed) + 1) * len(names) + len(parsed) * len([n for n in names if n != "greedy"])
+    try:
+        with Progress(console=err, transient=True) as progress:
+            bar = progress.add_task("sweep", total=expected)
+            frame = run_sweep(loaded, parsed, names, options, workers=workers, cluster=cluster,
+                              on_row=lambda row: progress.advance(bar))
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+    except ChipmixError as exc:
+        _fail(str(exc), EXIT_INPUT)
+    Console(width=_TABLE_WIDTH).print(_rows_table(frame, f"sweep: {loaded.name} x {scenarios.name}"))
+    if out_dir is not None:
+        _write_rows(frame, out_dir, "sweep")
+
+
 @app.command("build-instance")
 def build_instance(
     specs: Annotated[list[Path], typer.Argument(help="Scenario spec files (instances/specs/*.yaml).")],

@@ -48,6 +48,8 @@ class InfeasibilityReport:
     binding: list[str] = field(default_factory=list)  # e.g. "site_power[campus] in hours 3-7"
     note: str | None = None
     hard_workloads: int = 1  # with several, the split of the shortfall among them is not unique
+    unserved_pflops_hours: float = 0.0  # least total hard inference demand no plan can serve
+    unserved_eflop: float = 0.0  # least total hard training work no plan can deliver
 
     def render(self) -> str:
         lines = [shortfall.render() for shortfall in self.shortfalls]
@@ -67,8 +69,10 @@ class InfeasibilityReport:
         return "\n".join(lines)
 
 
-def diagnose_infeasibility(data: ModelData, options: SolveOptions) -> InfeasibilityReport:
-    model = build_model(data, elastic=True)
+def diagnose_infeasibility(
+    data: ModelData, options: SolveOptions, fixed_reserved_blocks: dict[int, int] | None = None
+) -> InfeasibilityReport:
+    model = build_model(data, elastic=True, fixed_reserved_blocks=fixed_reserved_blocks)
     # The least total slack is what we need; a proven optimum is not required to name the culprits.
     elastic_options = options.model_copy(update={"mip_rel_gap": max(options.mip_rel_gap, 1e-3)})
     result = get_backend(options.engine).solve(model, elastic_options)
@@ -105,7 +109,11 @@ def diagnose_infeasibility(data: ModelData, options: SolveOptions) -> Infeasibil
 
     hard = int(np.sum(data.hard_inference | data.hard_training))
     return InfeasibilityReport(
-        shortfalls, _full_resources(data, model.values(values, "blocks"), shortfalls), hard_workloads=hard
+        shortfalls,
+        _full_resources(data, model.values(values, "blocks"), shortfalls),
+        hard_workloads=hard,
+        unserved_pflops_hours=float(np.sum(slack[slack > _SLACK_TOLERANCE])),
+        unserved_eflop=float(np.sum(work_slack[work_slack > _SLACK_TOLERANCE])),
     )
 
 

@@ -50,6 +50,7 @@ class _Context:
     reserved_column_of_pool: np.ndarray | None = None
     site_choice: Family | None = None
     site_choice_column: np.ndarray | None = None  # [workload, site] -> column, -1 if none
+    fixed_reserved_blocks: dict[int, int] | None = None  # pool index -> blocks already bought
 
 
 # -- variables ---------------------------------------------------------------------------------
@@ -75,15 +76,25 @@ def define_allocation_variables(ctx: _Context) -> None:
 
 
 def define_reservation_variables(ctx: _Context) -> None:
-    """reserved_blocks[pool]: blocks of a reserved pool held (and paid) for the whole horizon."""
+    """reserved_blocks[pool]: blocks of a reserved pool held (and paid) for the whole horizon.
+
+    With ``fixed_reserved_blocks`` (a plan already bought) the variable is fixed to that value,
+    and a fixed pool no workload can use still gets its column, so its bill is counted.
+    """
     d = ctx.data
-    pools = np.unique(d.alloc_pool[d.pool_reserved[d.alloc_pool]])
+    fixed = ctx.fixed_reserved_blocks or {}
+    pools = np.unique(np.concatenate([d.alloc_pool[d.pool_reserved[d.alloc_pool]], np.array(sorted(fixed), dtype=np.int64)]))
+    upper = d.pool_available_blocks[pools, 0].astype(float)
+    lower = np.zeros(len(pools))
+    for position, p in enumerate(pools):
+        if int(p) in fixed:
+            lower[position] = upper[position] = float(fixed[int(p)])
     fam = ctx.builder.add_variables(
         "reserved_blocks",
         ("pool",),
         (pools,),
-        lower=0.0,
-        upper=d.pool_available_blocks[pools, 0].astype(float),
+        lower=lower,
+        upper=upper,
         cost=d.pool_block[pools] * d.pool_usd_per_chip_hour[pools] * d.hours,
         integer=True,
     )
@@ -338,11 +349,14 @@ def define_single_site(ctx: _Context) -> None:
     )
 
 
-def build_model(data: ModelData, *, elastic: bool = False) -> LinearModel:
+def build_model(
+    data: ModelData, *, elastic: bool = False, fixed_reserved_blocks: dict[int, int] | None = None
+) -> LinearModel:
     """The chipmix MILP.  ``elastic=True`` builds the diagnostic model: hard demand gets
-    slack and the objective is the total slack alone (see :mod:`optimizer.diagnose`)."""
+    slack and the objective is the total slack alone (see :mod:`optimizer.diagnose`).
+    ``fixed_reserved_blocks`` (pool index -> blocks) holds reservations already bought."""
     ids = {"workload": data.workload_ids, "pool": data.pool_ids, "site": data.site_ids, "chip": data.chip_ids}
-    ctx = _Context(data=data, builder=ModelBuilder(ids), elastic=elastic)
+    ctx = _Context(data=data, builder=ModelBuilder(ids), elastic=elastic, fixed_reserved_blocks=fixed_reserved_blocks)
 
     define_allocation_variables(ctx)
     define_reservation_variables(ctx)

@@ -99,8 +99,10 @@ def format_location(loc: tuple[Any, ...], data: Any) -> str:
         if isinstance(segment, int) and isinstance(node, list):
             label = f"[{segment}]"
             entry = node[segment] if 0 <= segment < len(node) else None
-            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-                label += f"({entry['id']})"
+            if isinstance(entry, dict):
+                name = entry.get("id", entry.get("name"))  # ids; scenarios are named
+                if isinstance(name, str):
+                    label += f"({name})"
             parts.append(label)
             node = entry
         elif isinstance(node, dict) and segment in node:

@@ -8,7 +8,10 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 import pandas as pd
 
+from typing import Mapping
+
 from optimizer.backends import SolverError, get_backend
+from optimizer.errors import FieldError, InputError
 from optimizer.data import EFLOP_PER_TFLOPS_HOUR, ModelData, build_model_data
 from optimizer.formulation import build_model
 from optimizer.model import LinearModel
@@ -28,17 +31,45 @@ def _chipmix_version() -> str:
         return "unknown"
 
 
-def solve(instance: Instance, options: SolveOptions | None = None, **overrides) -> Plan:
+def fixed_reserved_blocks(data: ModelData, reservations: Mapping[str, int]) -> dict[int, int]:
+    """Pool id -> chips already reserved, as pool index -> blocks; InputError on anything invalid."""
+    index = {pool_id: p for p, pool_id in enumerate(data.pool_ids)}
+    errors, fixed = [], {}
+    for pool_id, chips in reservations.items():
+        p = index.get(pool_id)
+        if p is None or not data.pool_reserved[p]:
+            errors.append(FieldError(str(pool_id), "not a reserved pool of this instance"))
+        elif chips < 0 or chips % data.pool_block[p]:
+            errors.append(FieldError(str(pool_id), f"{chips} chips is not a whole number of {data.pool_block[p]}-chip blocks"))
+        elif chips // data.pool_block[p] > data.pool_available_blocks[p, 0]:
+            errors.append(FieldError(str(pool_id), f"{chips} chips is more than the pool can reserve"))
+        else:
+            fixed[p] = int(chips // data.pool_block[p])
+    if errors:
+        raise InputError("fixed_reservations", errors)
+    return fixed
+
+
+def solve(
+    instance: Instance,
+    options: SolveOptions | None = None,
+    *,
+    fixed_reservations: Mapping[str, int] | None = None,
+    **overrides,
+) -> Plan:
     """Solve ``instance`` and return its plan (or the reason there is none).
 
     ``overrides`` are :class:`SolveOptions` fields, e.g. ``solve(inst, engine="pulp-cbc")``.
+    ``fixed_reservations`` (pool id -> chips) holds reservations already bought: they are paid
+    for whether used or not, and the plan may use no more reserved chips than that.
     """
     options = options or SolveOptions()
     if overrides:
         options = SolveOptions.model_validate({**options.model_dump(), **overrides})
     started = time.perf_counter()
     data = build_model_data(instance)
-    model = build_model(data)
+    fixed = fixed_reserved_blocks(data, fixed_reservations) if fixed_reservations else None
+    model = build_model(data, fixed_reserved_blocks=fixed)
     build_seconds = time.perf_counter() - started
     result = get_backend(options.engine).solve(model, options)
     details = {
@@ -63,28 +94,34 @@ def solve(instance: Instance, options: SolveOptions | None = None, **overrides) 
     elif result.status.value == "infeasible" and options.diagnose_infeasible:
         from optimizer.diagnose import diagnose_infeasibility
 
-        plan.infeasibility = diagnose_infeasibility(data, options)
+        plan.infeasibility = diagnose_infeasibility(data, options, fixed_reserved_blocks=fixed)
     return plan
 
 
 def _fill_plan(plan: Plan, data: ModelData, model: LinearModel, result: SolveResult) -> None:
-    """Round the solver's values to whole blocks and account every cost term from them."""
+    """Round the solver's values to whole blocks, then account the plan from them."""
     values = result.values
     raw_blocks = model.values(values, "blocks")
     blocks = np.rint(raw_blocks).astype(np.int64)
     worst = float(np.max(np.abs(raw_blocks - blocks), initial=0.0))
     if worst > INTEGRALITY_TOLERANCE:
         raise SolverError(f"{plan.engine} returned an allocation {worst:.2g} away from a whole block")
-    blocks = np.maximum(blocks, 0)
-    pool, hour, workload = data.alloc_pool, data.alloc_hour, data.alloc_workload
-    chips = blocks * data.pool_block[pool]
-
+    chips = np.maximum(blocks, 0) * data.pool_block[data.alloc_pool]
     reserved_fam = model.variables["reserved_blocks"]
     reserved_chips = np.zeros(len(data.pool_ids), dtype=np.int64)
     reserved_chips[reserved_fam.coords[0]] = (
         np.rint(model.values(values, "reserved_blocks")).astype(np.int64) * data.pool_block[reserved_fam.coords[0]]
     )
+    account_plan(plan, data, chips, reserved_chips)
 
+
+def account_plan(plan: Plan, data: ModelData, chips: np.ndarray, reserved_chips: np.ndarray) -> None:
+    """Fill the plan's frames, costs and unmet demand from whole chips per eligible allocation.
+
+    ``chips`` is aligned with ``data.alloc_*``; ``reserved_chips`` with ``data.pool_ids``.
+    Every number is recomputed from these, never taken from a solver's objective.
+    """
+    pool, hour, workload = data.alloc_pool, data.alloc_hour, data.alloc_workload
     used = chips > 0
     plan.allocations = pd.DataFrame(
         {
