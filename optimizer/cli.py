@@ -192,25 +192,13 @@ def _solve_options(engine: str, time_limit, gap: float, threads, seed: int = 0):
         _fail(f"invalid option: {exc}", EXIT_INPUT)
 
 
-def _cell(value, kind: str = "") -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if kind == "usd":
-        return f"{value:,.0f}"
-    if kind == "pct":
-        return f"{value:+.2f}%"
-    if kind == "gap":
-        return "inf" if value == float("inf") else f"{value:.3%}"
-    if isinstance(value, float):
-        return f"{value:,.4g}"
-    return str(value)
-
-
 # Wide tables stay readable when piped (rich assumes 80 columns off a terminal).
 _TABLE_WIDTH = None if sys.stdout.isatty() else 220
 
 
 def _rows_table(frame, title: str) -> Table:
+    from optimizer.lockin import format_cell
+
     columns = [
         ("scenario", "scenario", ""), ("view", "view", ""), ("plan", "plan", ""), ("status", "status", ""),
         ("gap", "gap", "gap"), ("total_usd", "total USD", "usd"), ("premium_usd", "premium USD", "usd"),
@@ -222,7 +210,7 @@ def _rows_table(frame, title: str) -> Table:
     for _, header, kind in shown:
         table.add_column(header, justify="left" if kind == "" and header in ("plan", "status", "note", "scenario", "view") else "right")
     for record in frame.to_dict("records"):
-        table.add_row(*(_cell(record.get(key), kind) for key, _, kind in shown))
+        table.add_row(*(format_cell(record.get(key), kind) for key, _, kind in shown))
     return table
 
 

@@ -87,10 +87,9 @@ def plan_row(instance: Instance, plan, restriction: str, pools: int) -> dict[str
         report = plan.infeasibility
         if report is not None and not plan.cost_usd:
             row.update(unmet_pflops_hours=report.unserved_pflops_hours, short_eflop=report.unserved_eflop)
-            row["note"] = (
-                f"cannot serve the hard demand: at least {report.unserved_pflops_hours:,.4g} PFLOP/s-h and "
-                f"{report.unserved_eflop:,.4g} EFLOP unserved"
-            )
+            parts = [f"{report.unserved_pflops_hours:,.4g} PFLOP/s-h"] if report.unserved_pflops_hours else []
+            parts += [f"{report.unserved_eflop:,.4g} EFLOP"] if report.unserved_eflop else []
+            row["note"] = f"cannot serve the hard demand: at least {' and '.join(parts) or 'some'} unserved"
         elif plan.cost_usd:
             row["note"] = "leaves hard demand unserved (greedy)"
     elif not plan.has_plan:
@@ -255,6 +254,24 @@ def sweep(
     return frame.sort_values(["_s", "_v", "_p"]).drop(columns=["_s", "_v", "_p"]).reset_index(drop=True)
 
 
+def _failed_row(item: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    return {"scenario": item["scenario"]["name"], "view": item["view"], "plan": item["restriction"],
+            "status": "error", "note": f"worker failed: {type(exc).__name__}: {exc}"}
+
+
+def format_cell(value: Any, kind: str = "") -> str:
+    """One table cell as the CLI and docs/benchmarks.md show it (kind: usd, pct, gap or plain)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if kind == "usd":
+        return f"{value:,.0f}"
+    if kind == "pct":
+        return f"{value:+.2f}%"
+    if kind == "gap":
+        return "inf" if value == float("inf") else f"{value:.3%}"
+    return f"{value:,.4g}" if isinstance(value, float) else str(value)
+
+
 def _process_runner(workers: int):
     def run(tasks: list[dict], on_row) -> list[dict]:
         if not tasks:
@@ -273,8 +290,7 @@ def _process_runner(workers: int):
                 try:
                     row = future.result()
                 except Exception as exc:  # noqa: BLE001 - a dead worker fails its row only
-                    row = {"scenario": item["scenario"]["name"], "view": item["view"], "plan": item["restriction"],
-                           "status": "error", "note": f"worker failed: {type(exc).__name__}: {exc}"}
+                    row = _failed_row(item, exc)
                 rows.append(row)
                 if on_row:
                     on_row(row)
@@ -300,9 +316,8 @@ def _dask_runner(address: str):
                 item = by_key[future.key]
                 try:
                     row = future.result()
-                except Exception as exc:  # noqa: BLE001
-                    row = {"scenario": item["scenario"]["name"], "view": item["view"], "plan": item["restriction"],
-                           "status": "error", "note": f"worker failed: {type(exc).__name__}: {exc}"}
+                except Exception as exc:  # noqa: BLE001 - a dead worker fails its row only
+                    row = _failed_row(item, exc)
                 rows.append(row)
                 if on_row:
                     on_row(row)

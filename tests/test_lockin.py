@@ -60,7 +60,7 @@ def test_hard_demand_a_restriction_cannot_serve_shows_how_much_is_unserved():
     assert frame.loc["vendor=nvidia", "status"] == "infeasible"
     assert frame.loc["vendor=nvidia", "unmet_pflops_hours"] == pytest.approx(6.0)  # 2 PFLOP/s x 3 hours
     assert frame.loc["vendor=nvidia", "premium_pct"] != frame.loc["vendor=nvidia", "premium_pct"]
-    assert "at least 6 PFLOP/s-h" in frame.loc["vendor=nvidia", "note"]
+    assert "at least 6 PFLOP/s-h unserved" in frame.loc["vendor=nvidia", "note"]
 
 
 def test_unknown_restriction_is_an_input_error():
