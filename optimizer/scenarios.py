@@ -4,8 +4,8 @@ A scenario file (YAML or JSON) is ``{scenarios: [{name, description, changes: [.
 change is one of
 
 - ``{kind: availability, match: {...}, scale, from_hour, to_hour}``: scale the chips of matching
-  rented pools (on-demand, spot, owned) over ``[from_hour, to_hour)``; reserved pools are
-  contracted and keep their chips;
+  on-demand, spot and owned pools over ``[from_hour, to_hour)`` (an outage can hit a campus);
+  reserved pools are contracted and keep their chips;
 - ``{kind: price, match: {...}, scale}``: scale the price per chip-hour of matching pools;
 - ``{kind: power_cap, site, power_cap_mw | scale}``: set or scale a site's power cap;
 - ``{kind: demand, workload | null, scale, from_hour, to_hour}``: scale inference demand

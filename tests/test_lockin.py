@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 import optimizer
 from optimizer.errors import InputError
 from optimizer.greedy import greedy_plan
-from optimizer.lockin import lockin_table, restrict, restrictions_of, sweep
+from optimizer.lockin import lockin_table, restrict, sweep
 from optimizer.scenarios import load_scenarios
-from tests.helpers import chip, chipmix, inference, instance_data, pool, site, solve_checked, training
+from tests.helpers import chip, chipmix, inference, instance_data, pool, site
 
 INSTANCES = Path(__file__).resolve().parents[1] / "instances"
 
