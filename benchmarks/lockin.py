@@ -54,6 +54,13 @@ def markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _save(fig, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(RESULTS / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
 def chart_costs(frame: pd.DataFrame, name: str) -> str:
     rows = frame[frame.total_usd.notna()]
     fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -62,11 +69,7 @@ def chart_costs(frame: pd.DataFrame, name: str) -> str:
     ax.set_xlabel("total cost, million USD (penalties for unserved demand included)")
     ax.set_title(f"{name}: cost by plan")
     ax.invert_yaxis()
-    fig.tight_layout()
-    path = RESULTS / f"cost-by-plan-{name}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
+    return _save(fig, f"cost-by-plan-{name}.png")
 
 
 def chart_vendor_hours(instance, plan) -> str:
@@ -81,11 +84,7 @@ def chart_vendor_hours(instance, plan) -> str:
     ax.set_ylabel("chips in use")
     ax.set_title(f"{instance.name}: chips by vendor per hour, multi-vendor plan")
     ax.legend(loc="upper right")
-    fig.tight_layout()
-    path = RESULTS / f"chips-by-vendor-{instance.name}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
+    return _save(fig, f"chips-by-vendor-{instance.name}.png")
 
 
 def chart_shock(frame: pd.DataFrame) -> str:
@@ -96,11 +95,7 @@ def chart_shock(frame: pd.DataFrame) -> str:
     ax.set_xlabel("unmet inference under the shock, PFLOP/s-hours")
     ax.set_title(f"{SHOCKED}: Nvidia halved for three days")
     ax.invert_yaxis()
-    fig.tight_layout()
-    path = RESULTS / f"shock-unmet-{SHOCKED}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
+    return _save(fig, f"shock-unmet-{SHOCKED}.png")
 
 
 def main() -> None:

@@ -85,17 +85,9 @@ def solve(
 ) -> None:
     """Solve an instance and write allocations.csv, reservations.csv and summary.json."""
     from optimizer.checker import check_plan
-    from optimizer.options import SolveOptions
     from optimizer.solve import solve as run_solve
 
-    if engine not in ENGINES:
-        _fail(f"--engine: unknown engine {engine!r}; choose one of {', '.join(ENGINES)}", EXIT_INPUT)
-    try:
-        options = SolveOptions(
-            engine=engine, time_limit_s=time_limit, mip_rel_gap=gap, threads=threads, random_seed=seed, verbose=verbose
-        )
-    except ValueError as exc:
-        _fail(f"invalid option: {exc}", EXIT_INPUT)
+    options = _solve_options(engine, time_limit, gap, threads, seed, verbose)
     loaded = _load(instance)
     if write_model is not None:
         _write_model(loaded, write_model)
@@ -181,13 +173,15 @@ def schema(
         out_file.write_text(text + "\n")
 
 
-def _solve_options(engine: str, time_limit, gap: float, threads, seed: int = 0):
+def _solve_options(engine: str, time_limit, gap: float, threads, seed: int = 0, verbose: bool = False):
     from optimizer.options import SolveOptions
 
     if engine not in ENGINES:
         _fail(f"--engine: unknown engine {engine!r}; choose one of {', '.join(ENGINES)}", EXIT_INPUT)
     try:
-        return SolveOptions(engine=engine, time_limit_s=time_limit, mip_rel_gap=gap, threads=threads, random_seed=seed)
+        return SolveOptions(
+            engine=engine, time_limit_s=time_limit, mip_rel_gap=gap, threads=threads, random_seed=seed, verbose=verbose
+        )
     except ValueError as exc:
         _fail(f"invalid option: {exc}", EXIT_INPUT)
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from optimizer.errors import FieldError, InputError
 from optimizer.schema import Instance
 from optimizer.validate import check_instance
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class _StrictYamlLoader(yaml.SafeLoader):
@@ -134,14 +136,19 @@ def validation_errors(exc: ValidationError, data: Any) -> list[FieldError]:
     return errors
 
 
-def instance_from_data(data: Any, source: str = "<instance>") -> Instance:
-    """Validate plain data (as parsed from YAML/JSON) into an Instance, or raise InputError."""
+def validate_document(model: type[ModelT], data: Any, source: str, top_level: str = "a mapping of fields") -> ModelT:
+    """Validate parsed data into ``model`` (a schema model), or raise InputError with every field path."""
     if not isinstance(data, dict):
-        raise InputError(source, [FieldError("", "the top level must be a mapping of fields")])
+        raise InputError(source, [FieldError("", f"the top level must be {top_level}")])
     try:
-        instance = Instance.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise InputError(source, validation_errors(exc, data)) from None
+
+
+def instance_from_data(data: Any, source: str = "<instance>") -> Instance:
+    """Validate plain data (as parsed from YAML/JSON) into an Instance, or raise InputError."""
+    instance = validate_document(Instance, data, source)
     problems = check_instance(instance)
     if problems:
         raise InputError(source, problems)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from optimizer.errors import ChipmixError, InputError
+from optimizer.errors import ChipmixError, FieldError, InputError
 from optimizer.options import SolveOptions
 from optimizer.schema import Instance
 
@@ -48,21 +48,15 @@ def restrict(instance: Instance, restriction: str) -> Instance:
         return instance
     key, _, value = restriction.partition("=")
     if key not in ("vendor", "cloud") or not value:
-        raise InputError("--restrictions", [_field(restriction, "use multi, greedy, vendor=NAME or cloud=NAME")])
+        raise InputError("--restrictions", [FieldError(restriction, "use multi, greedy, vendor=NAME or cloud=NAME")])
     vendor = {chip.id: chip.vendor for chip in instance.chips}
     cloud = {site.id: site.cloud for site in instance.sites}
     kept = [p for p in instance.pools if (vendor[p.chip] if key == "vendor" else cloud[p.site]) == value]
     if not kept:
-        raise InputError("--restrictions", [_field(restriction, f"keeps no pool of {instance.name}")])
+        raise InputError("--restrictions", [FieldError(restriction, f"keeps no pool of {instance.name}")])
     # Only pools go: every other check of the instance still holds, so no re-validation is needed;
     # demand that the kept pools cannot serve shows up as unmet or infeasible in the solve.
     return instance.model_copy(update={"pools": kept})
-
-
-def _field(path: str, reason: str):
-    from optimizer.errors import FieldError
-
-    return FieldError(path, reason)
 
 
 def _delivered_eflop(instance: Instance, plan) -> float:
@@ -254,9 +248,19 @@ def sweep(
     return frame.sort_values(["_s", "_v", "_p"]).drop(columns=["_s", "_v", "_p"]).reset_index(drop=True)
 
 
-def _failed_row(item: dict[str, Any], exc: BaseException) -> dict[str, Any]:
-    return {"scenario": item["scenario"]["name"], "view": item["view"], "plan": item["restriction"],
-            "status": "error", "note": f"worker failed: {type(exc).__name__}: {exc}"}
+def _collect(finished: Iterable[tuple[dict[str, Any], Any]], on_row) -> list[dict[str, Any]]:
+    """Rows of (task, future) pairs in the order they finish; a dead worker fails its row only."""
+    rows = []
+    for item, future in finished:
+        try:
+            row = future.result()
+        except Exception as exc:  # noqa: BLE001
+            row = {"scenario": item["scenario"]["name"], "view": item["view"], "plan": item["restriction"],
+                   "status": "error", "note": f"worker failed: {type(exc).__name__}: {exc}"}
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    return rows
 
 
 def format_cell(value: Any, kind: str = "") -> str:
@@ -285,16 +289,7 @@ def _process_runner(workers: int):
             return rows
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(_sweep_task, item): item for item in tasks}
-            for future in as_completed(futures):
-                item = futures[future]
-                try:
-                    row = future.result()
-                except Exception as exc:  # noqa: BLE001 - a dead worker fails its row only
-                    row = _failed_row(item, exc)
-                rows.append(row)
-                if on_row:
-                    on_row(row)
-        return rows
+            return _collect(((futures[f], f) for f in as_completed(futures)), on_row)
 
     return run
 
@@ -308,19 +303,9 @@ def _dask_runner(address: str):
     def run(tasks: list[dict], on_row) -> list[dict]:
         if not tasks:
             return []
-        rows = []
         with Client(address) as client:
             futures = client.map(_sweep_task, tasks, pure=False)
             by_key = {f.key: item for f, item in zip(futures, tasks)}
-            for future in dask_completed(futures):
-                item = by_key[future.key]
-                try:
-                    row = future.result()
-                except Exception as exc:  # noqa: BLE001 - a dead worker fails its row only
-                    row = _failed_row(item, exc)
-                rows.append(row)
-                if on_row:
-                    on_row(row)
-        return rows
+            return _collect(((by_key[f.key], f) for f in dask_completed(futures)), on_row)
 
     return run

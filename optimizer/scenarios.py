@@ -20,10 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from optimizer.errors import FieldError, InputError
-from optimizer.loading import instance_from_data, read_document, validation_errors
+from optimizer.loading import instance_from_data, read_document, validate_document
 from optimizer.schema import Id, Instance, StrictModel
 
 Scale = Annotated[float, Field(ge=0, description="Multiplier, >= 0.")]
@@ -84,13 +84,7 @@ class ScenarioFile(StrictModel):
 def load_scenarios(path: str | Path, instance: Instance) -> list[Scenario]:
     """Read and validate a scenario file against ``instance``; InputError names scenario and field."""
     source = str(path)
-    data = read_document(path)
-    if not isinstance(data, dict):
-        raise InputError(source, [FieldError("", "the top level must be a mapping with a 'scenarios' list")])
-    try:
-        parsed = ScenarioFile.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(source, validation_errors(exc, data)) from None
+    parsed = validate_document(ScenarioFile, read_document(path), source, "a mapping with a 'scenarios' list")
     errors: list[FieldError] = []
     names = [s.name for s in parsed.scenarios]
     for index, scenario in enumerate(parsed.scenarios):

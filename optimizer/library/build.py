@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from optimizer.errors import FieldError, InputError
 from optimizer.library.catalog import Catalog, CatalogError
@@ -24,7 +23,7 @@ from optimizer.library.traces import (
     mean_llm_tokens_per_request,
     weekly_rhythm,
 )
-from optimizer.loading import validation_errors, instance_from_data, read_document
+from optimizer.loading import instance_from_data, read_document, validate_document
 
 _VENDORS = {"nvidia": "nvidia", "google": "google", "aws": "aws", "amd": "amd"}
 
@@ -35,7 +34,7 @@ def _read_spec_data(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     Top-level keys of this file replace the base's, except ``assumptions``, which add to them.
     """
     data = read_document(path)
-    if not isinstance(data, dict):
+    if not isinstance(data, dict):  # checked here too: `extends` is read before validation
         raise InputError(str(path), [FieldError("", "the top level must be a mapping of fields")])
     base_name = data.pop("extends", None)
     if base_name is None:
@@ -53,12 +52,7 @@ def _read_spec_data(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 
 def load_spec(path: str | Path) -> InstanceSpec:
-    path = Path(path)
-    data = _read_spec_data(path)
-    try:
-        return InstanceSpec.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(str(path), validation_errors(exc, data)) from None
+    return validate_document(InstanceSpec, _read_spec_data(Path(path)), str(path))
 
 
 def _spot_series(shape: SpotShape, hours: int, start: datetime) -> list[int]:
@@ -76,8 +70,10 @@ class _Builder:
     def __init__(self, spec: InstanceSpec, spec_path: Path):
         self.spec = spec
         self.source = str(spec_path)
-        self.catalog = Catalog(spec_path.parent / spec.data_dir)
         self.data_dir = spec_path.parent / spec.data_dir
+        self.catalog = Catalog(self.data_dir)
+        self.sites_by_id = {site.id: site for site in spec.sites}
+        self.chips_by_id = {chip.id: chip for chip in spec.chips}
         self.errors: list[FieldError] = []
         self.citations: list[str] = []
         self.start = datetime.fromisoformat(spec.start.replace("Z", "+00:00")).astimezone(timezone.utc)
@@ -142,8 +138,7 @@ class _Builder:
 
     def pool(self, index: int, pool: PoolSpec) -> dict[str, Any] | None:
         path = f"pools[{index}]({pool.id})"
-        sites = {site.id: site for site in self.spec.sites}
-        chips = {chip.id: chip for chip in self.spec.chips}
+        sites, chips = self.sites_by_id, self.chips_by_id
         site, chip = sites.get(pool.site), chips.get(pool.chip)
         if site is None:
             self.error(f"{path}.site", f"unknown site {pool.site!r}", f"one of: {', '.join(sites)}")
@@ -208,9 +203,8 @@ class _Builder:
         series: list[float] | None = None
         if isinstance(pool.available, SpotShape):
             series = [float(v) for v in _spot_series(pool.available, self.spec.hours, self.start)]
-        sites = {site.id: site for site in self.spec.sites}
-        chips = {chip.id: chip for chip in self.spec.chips}
-        vendor = self.catalog.chip(chips[pool.chip].accelerator).vendor
+        sites = self.sites_by_id
+        vendor = self.catalog.chip(self.chips_by_id[pool.chip].accelerator).vendor
         for shock in self.spec.shocks:
             matches = (
                 (shock.vendor is None or shock.vendor == vendor)
