@@ -232,6 +232,8 @@ def check_plan(instance: Instance, plan_dir: str | Path) -> CheckReport:
         if getattr(workloads[workload_id], "single_site", False) and len(used) > 1:
             violations.append(f"single_site_choice[{workload_id}]: uses {len(used)} sites ({', '.join(sorted(used))})")
 
+    _check_gangs(instance, allocation_rows, violations)
+
     # -- demand, work and penalties ----------------------------------------------------------------
     unmet_total = short_total = penalty_usd = 0.0
     for workload in instance.workloads:
@@ -270,6 +272,41 @@ def check_plan(instance: Instance, plan_dir: str | Path) -> CheckReport:
     }
     _check_summary(summary, instance, report)
     return report
+
+
+def _check_gangs(instance: Instance, allocation_rows: list[dict[str, str]], violations: list[str]) -> None:
+    """gang_run[w]: a gang run is absent, or holds exactly gang_chips chips of one pool in each of
+    D consecutive hours inside its window, D = ceil(work / (gang_chips * rate * 0.0036))."""
+    chips = {chip.id: chip for chip in instance.chips}
+    pools = {pool.id: pool for pool in instance.pools}
+    gangs = {w.id: w for w in instance.workloads if getattr(w, "gang_chips", None) is not None}
+    rows_of: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row in allocation_rows:
+        if row["workload"] in gangs and row["pool"] in pools:
+            rows_of[row["workload"]].append(row)
+    for workload in gangs.values():
+        size = workload.gang_chips
+        rows = rows_of[workload.id]
+        if not rows:
+            continue  # not run: its whole work is short (priced, or a training_work violation)
+        name = f"gang_run[{workload.id}]"
+        used = sorted({row["pool"] for row in rows})
+        if len(used) > 1:
+            violations.append(f"{name}: uses {len(used)} pools ({', '.join(used)}), a gang run uses one")
+            continue
+        pool = pools[used[0]]
+        odd = sorted({row["chips"] for row in rows if _whole(row["chips"]) != size})
+        if odd:
+            violations.append(f"{name}: holds {', '.join(odd)} chips in some hours, gang_chips is {size}")
+        hours = sorted(h for h in (_whole(row["hour"]) for row in rows) if h is not None)
+        if pool.chip not in workload.efficiency:
+            continue  # already reported as a blocks[...] violation
+        rate_tflops = chips[pool.chip].peak_tflops * workload.efficiency[pool.chip] * (1 - pool.interruption_rate)
+        needed = max(1, math.ceil(workload.work_eflop / (size * rate_tflops * 3600 * 1e12 / 1e18) - 1e-9))
+        if hours != list(range(hours[0], hours[0] + len(hours))):
+            violations.append(f"{name}: hours {hours[0]}-{hours[-1]} have gaps; a gang run is never preempted")
+        elif len(hours) != needed:
+            violations.append(f"{name}: runs {len(hours)} hours on {pool.id}, needs exactly {needed}")
 
 
 def _check_summary(summary: object, instance: Instance, report: CheckReport) -> None:

@@ -58,6 +58,9 @@ def _summary_table(plan) -> Table:
     table.add_row("status", f"{plan.status.value} ({plan.engine}, gap {gap})")
     table.add_row("objective (USD)", _money(plan.objective_usd))
     table.add_row("best bound (USD)", _money(plan.bound_usd))
+    scaling = plan.details.get("solver", {}).get("scaling_bound_usd")
+    if scaling is not None:
+        table.add_row("CP-SAT scaling bound (USD)", f"{scaling:,.6g}")
     for key in ("usage", "reserved", "energy", "penalty", "total"):
         table.add_row(f"cost {key} (USD)", _money(plan.cost_usd.get(key)))
     table.add_row("unmet inference (PFLOP/s-hours)", f"{plan.unmet_pflops_hours:,.4g}")
@@ -75,7 +78,10 @@ def solve(
     engine: Annotated[str, typer.Option(help=f"Solver engine: {' | '.join(ENGINES)}.")] = "highs",
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Solver time limit, s.")] = None,
     gap: Annotated[float, typer.Option("--gap", help="Relative MIP gap to stop at (0.001 = 0.1%).")] = 1e-3,
-    threads: Annotated[Optional[int], typer.Option(help="Solver threads.")] = None,
+    threads: Annotated[
+        Optional[int],
+        typer.Option("--threads", "--workers", help="Solver threads (CP-SAT: workers; default 8, interleaved)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the solver log.")] = False,
     check: Annotated[bool, typer.Option(help="Run the independent checker on the written plan.")] = True,
@@ -229,7 +235,10 @@ def lockin(
         float, typer.Option("--time-limit", help="Time limit per solve, s (a row that hits it says so, with its gap).")
     ] = 60.0,
     gap: Annotated[float, typer.Option("--gap", help="Relative MIP gap per solve.")] = 1e-3,
-    threads: Annotated[Optional[int], typer.Option(help="Solver threads.")] = None,
+    threads: Annotated[
+        Optional[int],
+        typer.Option("--threads", "--workers", help="Solver threads (CP-SAT: workers; default 8, interleaved)."),
+    ] = None,
 ) -> None:
     """Price lock-in: the multi-vendor plan beside each single-vendor and single-cloud plan, and greedy."""
     from optimizer.lockin import lockin_table

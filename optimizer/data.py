@@ -3,19 +3,29 @@
 No solver is imported here.  Entities are numbered in file order; hourly
 values become ``(entity, hour)`` arrays; the eligible allocations become the
 triple arrays ``alloc_workload, alloc_pool, alloc_hour`` (sorted by workload,
-pool, hour), each with its per-chip rate and upper bound in blocks.
+pool, hour), each with its per-chip rate and upper bound in blocks.  Gang-scheduled
+training runs get no hourly allocations: their choices are the eligible
+``(workload, pool, start hour)`` options in the ``gang_*`` arrays.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 
 from optimizer.schema import InferenceWorkload, Instance
 from optimizer.validate import EFLOP_PER_TFLOPS_HOUR
 
-__all__ = ["EFLOP_PER_TFLOPS_HOUR", "ModelData", "build_model_data"]
+__all__ = ["EFLOP_PER_TFLOPS_HOUR", "ModelData", "build_model_data", "gang_duration_hours"]
+
+
+def gang_duration_hours(work_eflop: float, gang_chips: int, rate_tflops: float) -> int:
+    """D = ceil(work_eflop / (gang_chips * rate * 0.0036)) hours; a ratio within 1e-9 of a
+    whole number counts as that number, so float noise never adds an hour."""
+    return max(1, math.ceil(work_eflop / (gang_chips * rate_tflops * EFLOP_PER_TFLOPS_HOUR) - 1e-9))
 
 
 def _hourly(value: float | int | tuple | None, hours: int, missing: float = np.nan) -> np.ndarray:
@@ -69,6 +79,15 @@ class ModelData:
     alloc_rate_tflops: np.ndarray  # useful TFLOP/s of one chip of that pool for that workload
     alloc_max_blocks: np.ndarray  # upper bound of the allocation in blocks
 
+    # Gang-scheduled runs: one entry per eligible (workload, pool, start hour).
+    gang_chips: np.ndarray  # [workload], 0 = not a gang run
+    gang_workload: np.ndarray
+    gang_pool: np.ndarray
+    gang_start: np.ndarray  # first hour of the span
+    gang_duration: np.ndarray  # hours of the span, D[w,p]
+    gang_blocks: np.ndarray  # gang_chips / block of the pool
+    gang_rate_tflops: np.ndarray  # useful TFLOP/s of one chip of the pool for the run
+
     @property
     def n_alloc(self) -> int:
         return len(self.alloc_workload)
@@ -77,6 +96,18 @@ class ModelData:
     def pool_chip_power_kw(self) -> np.ndarray:
         """Facility power of one chip of each pool in use (chip power x site PUE), kW."""
         return self.chip_power_kw[self.pool_chip] * self.site_pue[self.pool_site]
+
+    @property
+    def workload_is_gang(self) -> np.ndarray:
+        return self.gang_chips > 0
+
+    def gang_spans(self, options: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For gang options (indices), every (option, hour) of their spans, option-major."""
+        options = np.asarray(options, dtype=np.int64)
+        lengths = self.gang_duration[options]
+        option = np.repeat(options, lengths)
+        offset = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return option, self.gang_start[option] + offset
 
     @property
     def hard_inference(self) -> np.ndarray:
@@ -118,6 +149,7 @@ def build_model_data(instance: Instance) -> ModelData:
     short_price = np.full(n_workloads, np.nan)
     max_chips = np.full(n_workloads, np.inf)
     single_site = np.zeros(n_workloads, dtype=bool)
+    gang_chips = np.zeros(n_workloads, dtype=np.int64)
     # Hours in which each workload may hold chips: a training run's window; an
     # inference service's hours with demand (chips there could only add cost).
     active_hours: list[np.ndarray] = []
@@ -134,10 +166,14 @@ def build_model_data(instance: Instance) -> ModelData:
             if workload.max_chips is not None:
                 max_chips[w] = workload.max_chips
             single_site[w] = workload.single_site
+            gang_chips[w] = workload.gang_chips or 0
             deadline = workload.deadline_hour if workload.deadline_hour is not None else hours
             active_hours.append(np.arange(workload.release_hour, deadline))
 
+    pool_reserved = np.array([pool.pricing == "reserved" for pool in pools])
+    kw_per_chip = chip_power[pool_chip] * np.array([site.pue for site in instance.sites])[pool_site]
     parts: list[tuple[np.ndarray, ...]] = []
+    gang_parts: list[tuple[np.ndarray, ...]] = []
     for w, workload in enumerate(workloads):
         allowed_sites = None if workload.sites is None else set(workload.sites)
         hours_active = active_hours[w]
@@ -145,6 +181,19 @@ def build_model_data(instance: Instance) -> ModelData:
             if pool.chip not in workload.efficiency:
                 continue
             if allowed_sites is not None and pool.site not in allowed_sites:
+                continue
+            if gang_chips[w]:
+                rate = chip_peak[pool_chip[p]] * workload.efficiency[pool.chip] * (1 - pool.interruption_rate)
+                starts, duration = _gang_starts(
+                    int(gang_chips[w]), rate, float(work[w]), hours_active, pool_available_blocks[p],
+                    pool.block, bool(pool_reserved[p]), site_cap_kw[pool_site[p]], kw_per_chip[p],
+                )
+                if len(starts):
+                    n = len(starts)
+                    gang_parts.append(
+                        (np.full(n, w), np.full(n, p), starts, np.full(n, duration),
+                         np.full(n, gang_chips[w] // pool.block), np.full(n, rate))
+                    )
                 continue
             bound = pool_available_blocks[p, hours_active]
             if np.isfinite(max_chips[w]):
@@ -167,6 +216,11 @@ def build_model_data(instance: Instance) -> ModelData:
         alloc = [np.concatenate(column) for column in zip(*parts)]
     else:
         alloc = [np.zeros(0, dtype=np.int64)] * 3 + [np.zeros(0), np.zeros(0, dtype=np.int64)]
+    if gang_parts:
+        gang = [np.concatenate(column) for column in zip(*gang_parts)]
+        gang = [column.astype(np.int64) for column in gang[:5]] + [gang[5].astype(float)]
+    else:
+        gang = [np.zeros(0, dtype=np.int64)] * 5 + [np.zeros(0)]
 
     return ModelData(
         name=instance.name,
@@ -186,7 +240,7 @@ def build_model_data(instance: Instance) -> ModelData:
         pool_chip=pool_chip,
         pool_block=pool_block,
         pool_usd_per_chip_hour=np.array([pool.usd_per_chip_hour for pool in pools]),
-        pool_reserved=np.array([pool.pricing == "reserved" for pool in pools]),
+        pool_reserved=pool_reserved,
         pool_available_blocks=pool_available_blocks,
         pool_interruption_rate=pool_interruption,
         workload_is_inference=is_inference,
@@ -201,4 +255,42 @@ def build_model_data(instance: Instance) -> ModelData:
         alloc_hour=alloc[2],
         alloc_rate_tflops=alloc[3],
         alloc_max_blocks=alloc[4],
+        gang_chips=gang_chips,
+        gang_workload=gang[0],
+        gang_pool=gang[1],
+        gang_start=gang[2],
+        gang_duration=gang[3],
+        gang_blocks=gang[4],
+        gang_rate_tflops=gang[5],
     )
+
+
+def _gang_starts(
+    chips: int,
+    rate_tflops: float,
+    work_eflop: float,
+    window: np.ndarray,
+    available_blocks: np.ndarray,
+    block: int,
+    reserved: bool,
+    site_cap_kw: np.ndarray,
+    kw_per_chip: float,
+) -> tuple[np.ndarray, int]:
+    """Start hours s at which the run fits in the pool: s + D inside the window, and in every hour
+    of the span the pool has the run's blocks (reserved: can reserve them) and the site's cap
+    could power its chips alone.  Returns (starts, D)."""
+    duration = gang_duration_hours(work_eflop, chips, rate_tflops)
+    if len(window) < duration:
+        return np.zeros(0, dtype=np.int64), duration
+    first, last = int(window[0]), int(window[-1]) + 1  # a training window is contiguous
+    blocks = chips // block
+    hours = np.arange(first, last)
+    if reserved:
+        fits = np.full(len(hours), available_blocks[0] >= blocks)
+    else:
+        fits = available_blocks[hours] >= blocks
+    fits &= chips * kw_per_chip <= site_cap_kw[hours] * (1 + 1e-12)
+    misses = np.concatenate([[0], np.cumsum(~fits)])
+    starts = np.arange(0, len(hours) - duration + 1)
+    ok = misses[starts + duration] - misses[starts] == 0
+    return (hours[starts[ok]]).astype(np.int64), duration

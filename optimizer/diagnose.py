@@ -36,6 +36,11 @@ class Shortfall:
                 f"{self.field_path}: hard demand of '{self.workload}' cannot be met in hours "
                 f"{_hour_ranges(self.hours)} (short by up to {self.amount:.6g} PFLOP/s)"
             )
+        if self.field_path.endswith(".gang_chips"):
+            return (
+                f"{self.field_path}: hard gang run '{self.workload}' finds no pool and span for its chips "
+                f"alongside the other hard demand ({self.amount:.6g} EFLOP not run)"
+            )
         return (
             f"{self.field_path}: hard training run '{self.workload}' falls {self.amount:.6g} EFLOP short "
             f"by its deadline"
@@ -105,6 +110,18 @@ def diagnose_infeasibility(
                 f"workloads[{w}]({data.workload_ids[w]}).work_eflop",
             )
         )
+    gang = model.variables["gang_slack"]
+    gang_slack = values[gang.slice]
+    gang_short_eflop = 0.0
+    for k in np.nonzero(gang_slack > 0.5)[0]:
+        w = int(gang.coords[0][k])
+        gang_short_eflop += float(data.training_work_eflop[w])
+        shortfalls.append(
+            Shortfall(
+                data.workload_ids[w], "training", [], float(data.training_work_eflop[w]),
+                f"workloads[{w}]({data.workload_ids[w]}).gang_chips",
+            )
+        )
     shortfalls.sort(key=lambda s: workload_index[s.workload])
 
     hard = int(np.sum(data.hard_inference | data.hard_training))
@@ -113,7 +130,7 @@ def diagnose_infeasibility(
         _full_resources(data, model.values(values, "blocks"), shortfalls),
         hard_workloads=hard,
         unserved_pflops_hours=float(np.sum(slack[slack > _SLACK_TOLERANCE])),
-        unserved_eflop=float(np.sum(work_slack[work_slack > _SLACK_TOLERANCE])),
+        unserved_eflop=float(np.sum(work_slack[work_slack > _SLACK_TOLERANCE])) + gang_short_eflop,
     )
 
 

@@ -6,6 +6,8 @@ the names in docs/formulation.md, in LP files and in infeasibility reports.
 
 Allocation variables count *blocks* (``blocks[w,p,t]``); chips are
 ``block_p * blocks``, so "chips in multiples of the block" is plain integrality.
+A gang-scheduled run has no ``blocks``: it picks at most one start
+``gang_start[w,p,s]``, and that start's chips count in every hour of its span.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from optimizer.data import EFLOP_PER_TFLOPS_HOUR, ModelData
-from optimizer.model import Family, LinearModel, ModelBuilder
+from optimizer.model import Cumulative, Family, LinearModel, ModelBuilder
 
 #: Cost per unit of slack in the elastic (diagnostic) model: only its sign matters there.
 ELASTIC_SLACK_COST = 1.0
@@ -51,6 +53,21 @@ class _Context:
     site_choice: Family | None = None
     site_choice_column: np.ndarray | None = None  # [workload, site] -> column, -1 if none
     fixed_reserved_blocks: dict[int, int] | None = None  # pool index -> blocks already bought
+    gang_start: Family | None = None
+
+
+def _pool_hour_terms(ctx: _Context, reserved: bool) -> tuple[np.ndarray, ...]:
+    """(pool, hour, column, blocks) of every term that uses a pool's blocks in an hour:
+    hourly allocations, and each hour of each gang start's span; only (non-)reserved pools."""
+    d = ctx.data
+    k = np.nonzero(d.pool_reserved[d.alloc_pool] == reserved)[0]
+    option, hour = d.gang_spans(np.nonzero(d.pool_reserved[d.gang_pool] == reserved)[0])
+    return (
+        np.concatenate([d.alloc_pool[k], d.gang_pool[option]]),
+        np.concatenate([d.alloc_hour[k], hour]),
+        np.concatenate([ctx.blocks.start + k, ctx.gang_start.start + option]),
+        np.concatenate([np.ones(len(k)), d.gang_blocks[option].astype(float)]),
+    )
 
 
 # -- variables ---------------------------------------------------------------------------------
@@ -83,7 +100,15 @@ def define_reservation_variables(ctx: _Context) -> None:
     """
     d = ctx.data
     fixed = ctx.fixed_reserved_blocks or {}
-    pools = np.unique(np.concatenate([d.alloc_pool[d.pool_reserved[d.alloc_pool]], np.array(sorted(fixed), dtype=np.int64)]))
+    pools = np.unique(
+        np.concatenate(
+            [
+                d.alloc_pool[d.pool_reserved[d.alloc_pool]],
+                d.gang_pool[d.pool_reserved[d.gang_pool]],
+                np.array(sorted(fixed), dtype=np.int64),
+            ]
+        )
+    )
     upper = d.pool_available_blocks[pools, 0].astype(float)
     lower = np.zeros(len(pools))
     for position, p in enumerate(pools):
@@ -135,6 +160,43 @@ def define_shortfall_variables(ctx: _Context) -> None:
     )
 
 
+def define_gang_variables(ctx: _Context) -> None:
+    """gang_start[workload,pool,hour]: 1 if the gang run starts on that pool in that hour;
+    gang_skipped[workload]: 1 if a priced gang run does not run at all (pays its whole work).
+
+    A start's cost is its chips' price and energy over every hour of its span.  In the
+    diagnostic model a hard gang run gets ``gang_slack[workload]`` instead, weighted by its
+    work, so it weighs the same per EFLOP as ``work_slack``.
+    """
+    d = ctx.data
+    option, hour = d.gang_spans(np.arange(len(d.gang_workload)))
+    pool = d.gang_pool[option]
+    usage = np.where(d.pool_reserved[pool], 0.0, d.pool_usd_per_chip_hour[pool])
+    energy = d.pool_chip_power_kw[pool] * d.site_energy_usd_per_kwh[d.pool_site[pool], hour]
+    cost = np.zeros(len(d.gang_workload))
+    np.add.at(cost, option, d.gang_chips[d.gang_workload[option]] * (usage + energy))
+    ctx.gang_start = ctx.builder.add_variables(
+        "gang_start",
+        ("workload", "pool", "hour"),
+        (d.gang_workload, d.gang_pool, d.gang_start),
+        lower=0.0,
+        upper=1.0,
+        cost=cost,
+        integer=True,
+    )
+    (soft,) = np.nonzero(d.workload_is_gang & ~np.isnan(d.short_usd_per_eflop))
+    ctx.builder.add_variables(
+        "gang_skipped", ("workload",), (soft,), lower=0.0, upper=1.0,
+        cost=d.short_usd_per_eflop[soft] * d.training_work_eflop[soft], integer=True,
+    )
+    if ctx.elastic:
+        (hard,) = np.nonzero(d.workload_is_gang & d.hard_training)
+        ctx.builder.add_variables(
+            "gang_slack", ("workload",), (hard,), lower=0.0, upper=1.0,
+            cost=ELASTIC_SLACK_COST * d.training_work_eflop[hard], integer=True,
+        )
+
+
 def define_site_choice_variables(ctx: _Context) -> None:
     """site_choice[workload,site]: 1 if a single-site training run uses that site."""
     d = ctx.data
@@ -161,7 +223,7 @@ def define_elastic_variables(ctx: _Context) -> None:
         "demand_slack", ("workload", "hour"), (w, t),
         lower=0.0, upper=np.inf, cost=ELASTIC_SLACK_COST, integer=False,
     )
-    (w,) = np.nonzero(d.hard_training)
+    (w,) = np.nonzero(d.hard_training & ~d.workload_is_gang)
     ctx.builder.add_variables(
         "work_slack", ("workload",), (w,), lower=0.0, upper=np.inf, cost=ELASTIC_SLACK_COST, integer=False
     )
@@ -171,41 +233,41 @@ def define_elastic_variables(ctx: _Context) -> None:
 
 
 def define_pool_capacity(ctx: _Context) -> None:
-    """pool_capacity[pool,hour]: sum_w blocks <= available blocks (non-reserved pools).
+    """pool_capacity[pool,hour]: sum_w blocks + sum of gang starts spanning the hour x their
+    blocks <= available blocks (non-reserved pools).
 
-    Rows with a single eligible workload are implied by that variable's upper
-    bound and left out.
+    Rows with a single member are implied by that variable's upper bound (a gang
+    start exists only where its blocks fit) and left out.
     """
     d = ctx.data
-    mask = ~d.pool_reserved[d.alloc_pool]
-    k = np.nonzero(mask)[0]
-    (p, t), row = _group(d.alloc_pool[k], d.alloc_hour[k])
+    pool, hour, cols, vals = _pool_hour_terms(ctx, reserved=False)
+    (p, t), row = _group(pool, hour)
     keep, in_kept, rows = _drop_single_member_rows(row, len(p))
     ctx.builder.add_constraints(
         "pool_capacity",
         ("pool", "hour"),
         (p[keep], t[keep]),
         rows=rows,
-        cols=ctx.blocks.start + k[in_kept],
-        vals=np.ones(int(in_kept.sum())),
+        cols=cols[in_kept],
+        vals=vals[in_kept],
         lower=-np.inf,
         upper=d.pool_available_blocks[p[keep], t[keep]].astype(float),
     )
 
 
 def define_reserved_capacity(ctx: _Context) -> None:
-    """reserved_capacity[pool,hour]: sum_w blocks - reserved_blocks <= 0 (reserved pools)."""
-    d = ctx.data
-    k = np.nonzero(d.pool_reserved[d.alloc_pool])[0]
-    (p, t), row = _group(d.alloc_pool[k], d.alloc_hour[k])
+    """reserved_capacity[pool,hour]: sum_w blocks + spanning gang blocks - reserved_blocks <= 0
+    (reserved pools)."""
+    pool, hour, cols, vals = _pool_hour_terms(ctx, reserved=True)
+    (p, t), row = _group(pool, hour)
     n_rows = len(p)
     ctx.builder.add_constraints(
         "reserved_capacity",
         ("pool", "hour"),
         (p, t),
         rows=np.concatenate([row, np.arange(n_rows)]),
-        cols=np.concatenate([ctx.blocks.start + k, ctx.reserved_column_of_pool[p]]),
-        vals=np.concatenate([np.ones(len(k)), -np.ones(n_rows)]),
+        cols=np.concatenate([cols, ctx.reserved_column_of_pool[p]]),
+        vals=np.concatenate([vals, -np.ones(n_rows)]),
         lower=-np.inf,
         upper=0.0,
     )
@@ -218,23 +280,24 @@ def define_site_power(ctx: _Context) -> None:
     availability could draw more than the cap (other rows can never bind).
     """
     d = ctx.data
-    site = d.pool_site[d.alloc_pool]
-    cap_kw = d.site_power_cap_kw[site, d.alloc_hour]
-    capped = np.isfinite(cap_kw)
     kw_per_block = d.pool_block * d.pool_chip_power_kw
+    terms = [_pool_hour_terms(ctx, reserved) for reserved in (False, True)]
+    pool, hour, cols, blocks = (np.concatenate(parts) for parts in zip(*terms))
+    site = d.pool_site[pool]
+    cap_kw = d.site_power_cap_kw[site, hour]
     # Most each site could draw in each hour: every usable block of every pool in use.
     max_draw_kw = np.zeros_like(d.site_power_cap_kw)
     np.add.at(max_draw_kw, d.pool_site, d.pool_available_blocks * kw_per_block[:, None])
-    binding = capped & (max_draw_kw[site, d.alloc_hour] > cap_kw * (1 + 1e-12))
+    binding = np.isfinite(cap_kw) & (max_draw_kw[site, hour] > cap_kw * (1 + 1e-12))
     k = np.nonzero(binding)[0]
-    (s, t), row = _group(site[k], d.alloc_hour[k])
+    (s, t), row = _group(site[k], hour[k])
     ctx.builder.add_constraints(
         "site_power",
         ("site", "hour"),
         (s, t),
         rows=row,
-        cols=ctx.blocks.start + k,
-        vals=kw_per_block[d.alloc_pool[k]],
+        cols=cols[k],
+        vals=blocks[k] * kw_per_block[pool[k]],
         lower=-np.inf,
         upper=d.site_power_cap_kw[s, t],
     )
@@ -270,9 +333,12 @@ def define_inference_demand(ctx: _Context) -> None:
 
 
 def define_training_work(ctx: _Context) -> None:
-    """training_work[workload]: sum_{p,t} blocks * block * r * 0.0036 + short >= work_eflop."""
+    """training_work[workload]: sum_{p,t} blocks * block * r * 0.0036 + short >= work_eflop.
+
+    Not for gang runs: a gang start's span is long enough by construction (D = ceil(...)).
+    """
     d = ctx.data
-    (w,) = np.nonzero(~d.workload_is_inference)
+    (w,) = np.nonzero(~d.workload_is_inference & ~d.workload_is_gang)
     row_of = np.full(len(d.workload_ids), -1, dtype=np.int64)
     row_of[w] = np.arange(len(w))
     k = np.nonzero(~d.workload_is_inference[d.alloc_workload])[0]
@@ -349,6 +415,70 @@ def define_single_site(ctx: _Context) -> None:
     )
 
 
+def define_gang_once(ctx: _Context) -> None:
+    """gang_once[workload]: sum_{p,s} gang_start + gang_skipped (+ gang_slack) = 1.
+
+    A hard gang run has no ``gang_skipped``: it must start exactly once.
+    """
+    d = ctx.data
+    (w,) = np.nonzero(d.workload_is_gang)
+    row_of = np.full(len(d.workload_ids), -1, dtype=np.int64)
+    row_of[w] = np.arange(len(w))
+    fam = ctx.gang_start
+    row_parts, col_parts = [row_of[d.gang_workload]], [fam.start + np.arange(fam.size)]
+    for name in ("gang_skipped", "gang_slack"):
+        other = ctx.builder.model.variables.get(name)
+        if other is not None and other.size:
+            row_parts.append(row_of[other.coords[0]])
+            col_parts.append(other.start + np.arange(other.size))
+    cols = np.concatenate(col_parts)
+    ctx.builder.add_constraints(
+        "gang_once", ("workload",), (w,),
+        rows=np.concatenate(row_parts), cols=cols, vals=np.ones(len(cols)), lower=1.0, upper=1.0,
+    )
+
+
+def gang_cumulatives(data: ModelData, model: LinearModel) -> list[Cumulative]:
+    """Each pool a gang run may use, as one resource over the hours any such run could span:
+    its hourly allocations (one unit per block) and its gang starts (their blocks over their
+    span), within the pool's available blocks (reserved: ``reserved_blocks``)."""
+    if not len(data.gang_workload):
+        return []
+    blocks, starts = model.variables["blocks"], model.variables["gang_start"]
+    reserved = model.variables["reserved_blocks"]
+    out = []
+    for p in np.unique(data.gang_pool):
+        options = np.nonzero(data.gang_pool == p)[0]
+        span_hours = np.unique(data.gang_spans(options)[1])
+        k = np.nonzero((data.alloc_pool == p) & np.isin(data.alloc_hour, span_hours))[0]
+        (w_of,), choice = _group(data.gang_workload[options])
+        columns = tuple(starts.start + options[choice == c] for c in range(len(w_of)))
+        first = [options[choice == c][0] for c in range(len(w_of))]
+        capacity_column = -1
+        if data.pool_reserved[p]:
+            capacity_column = int(reserved.start + np.nonzero(reserved.coords[0] == p)[0][0])
+        out.append(
+            Cumulative(
+                name="reserved_capacity" if data.pool_reserved[p] else "pool_capacity",
+                label=f"{'reserved_capacity' if data.pool_reserved[p] else 'pool_capacity'}[{data.pool_ids[p]}]",
+                hourly_hour=data.alloc_hour[k],
+                hourly_column=blocks.start + k,
+                hourly_coefficient=np.ones(len(k)),
+                interval_columns=columns,
+                interval_starts=tuple(data.gang_start[options[choice == c]] for c in range(len(w_of))),
+                interval_duration=data.gang_duration[first],
+                interval_demand=data.gang_blocks[first].astype(float),
+                capacity=(
+                    np.full(data.hours, float(data.pool_available_blocks[p, 0]))
+                    if data.pool_reserved[p]
+                    else data.pool_available_blocks[p].astype(float)
+                ),
+                capacity_column=capacity_column,
+            )
+        )
+    return out
+
+
 def build_model(
     data: ModelData, *, elastic: bool = False, fixed_reserved_blocks: dict[int, int] | None = None
 ) -> LinearModel:
@@ -362,6 +492,7 @@ def build_model(
     define_reservation_variables(ctx)
     define_unmet_variables(ctx)
     define_shortfall_variables(ctx)
+    define_gang_variables(ctx)
     define_site_choice_variables(ctx)
     if elastic:
         define_elastic_variables(ctx)
@@ -373,12 +504,14 @@ def build_model(
     define_training_work(ctx)
     define_training_max_chips(ctx)
     define_single_site(ctx)
+    define_gang_once(ctx)
 
     model = ctx.builder.build()
+    model.cumulatives = gang_cumulatives(data, model)
     if elastic:
         # Phase-1 objective: find the least slack, whatever it costs.
         slack = np.zeros(model.n_cols, dtype=bool)
-        for name in ("demand_slack", "work_slack"):
+        for name in ("demand_slack", "work_slack", "gang_slack"):
             slack[model.variables[name].slice] = True
         model.col_cost = np.where(slack, model.col_cost, 0.0)
     return model

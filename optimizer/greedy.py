@@ -9,7 +9,8 @@ $/FLOP device available".
    (pool, hour) slots left in its window, in order of USD per useful EFLOP, within capacity,
    power and ``max_chips``.  A single-site run tries every eligible site and keeps the cheapest
    that finishes (or the one that delivers most).  A priced run only buys slots cheaper than its
-   shortfall price.
+   shortfall price.  A gang run takes the cheapest (pool, start) whose whole span still has its
+   chips and power, if that costs less than its shortfall (or it is hard).
 3. Greedy rents by the hour and never commits: reserved pools are not used.
 
 The plan is accounted by the same code as a solved plan, so it can be written and checked.  If
@@ -34,12 +35,14 @@ class _State:
         self.blocks_left = np.where(data.pool_reserved[:, None], 0, data.pool_available_blocks).astype(np.int64)
         self.power_left_kw = data.site_power_cap_kw.copy()
         self.chips = np.zeros(data.n_alloc, dtype=np.int64)
+        self.gang_started = np.zeros(len(data.gang_workload), dtype=bool)
 
     def copy(self) -> "_State":
         other = object.__new__(_State)
         other.blocks_left = self.blocks_left.copy()
         other.power_left_kw = self.power_left_kw.copy()
         other.chips = self.chips.copy()
+        other.gang_started = self.gang_started.copy()
         return other
 
 
@@ -116,15 +119,46 @@ def _place_training(data: ModelData, state: _State, w: int, slots: np.ndarray, u
     return float(data.training_work_eflop[w]) - max(remaining, 0.0)
 
 
+def _place_gang(data: ModelData, state: _State, w: int, kw_per_block: np.ndarray) -> None:
+    """Start gang run ``w`` at its cheapest option that still fits (rented pools only)."""
+    best: tuple[float, int] | None = None
+    for o in np.nonzero(data.gang_workload == w)[0]:
+        p = int(data.gang_pool[o])
+        if data.pool_reserved[p]:
+            continue
+        span = np.arange(data.gang_start[o], data.gang_start[o] + data.gang_duration[o])
+        site = data.pool_site[p]
+        need_kw = data.gang_blocks[o] * kw_per_block[p]
+        if np.any(state.blocks_left[p, span] < data.gang_blocks[o]) or np.any(state.power_left_kw[site, span] < need_kw - 1e-9):
+            continue
+        energy = data.pool_chip_power_kw[p] * data.site_energy_usd_per_kwh[site, span]
+        cost = float(data.gang_chips[w] * np.sum(data.pool_usd_per_chip_hour[p] + energy))
+        if best is None or (cost, int(o)) < best:
+            best = (cost, int(o))
+    price = data.short_usd_per_eflop[w]
+    if best is None or (not np.isnan(price) and best[0] >= price * data.training_work_eflop[w]):
+        return
+    o = best[1]
+    p = int(data.gang_pool[o])
+    span = np.arange(data.gang_start[o], data.gang_start[o] + data.gang_duration[o])
+    state.blocks_left[p, span] -= data.gang_blocks[o]
+    state.power_left_kw[data.pool_site[p], span] -= data.gang_blocks[o] * kw_per_block[p]
+    state.gang_started[o] = True
+
+
 def _place_trainings(data: ModelData, state: _State, usd_per_chip_hour: np.ndarray, kw_per_block: np.ndarray) -> _State:
     usd_per_eflop = usd_per_chip_hour / (data.alloc_rate_tflops * EFLOP_PER_TFLOPS_HOUR)
     runs = [w for w in range(len(data.workload_ids)) if not data.workload_is_inference[w]]
     deadline = np.zeros(len(data.workload_ids))
     for w in runs:
         hours = data.alloc_hour[data.alloc_workload == w]
-        deadline[w] = hours.max() if len(hours) else 0
+        ends = (data.gang_start + data.gang_duration)[data.gang_workload == w]
+        deadline[w] = hours.max() if len(hours) else (ends.max() if len(ends) else 0)
     runs.sort(key=lambda w: (not np.isnan(data.short_usd_per_eflop[w]), deadline[w], w))
     for w in runs:
+        if data.workload_is_gang[w]:
+            _place_gang(data, state, w, kw_per_block)
+            continue
         mine = np.nonzero(data.alloc_workload == w)[0]
         order = mine[np.lexsort((mine, usd_per_eflop[mine]))]
         if not data.training_single_site[w]:
@@ -170,7 +204,7 @@ def greedy_plan(instance: Instance) -> Plan:
         gap=None,
         details={"method": "greedy: lowest USD per useful FLOP first, hour by hour; no reservations"},
     )
-    account_plan(plan, data, state.chips, np.zeros(len(data.pool_ids), dtype=np.int64))
+    account_plan(plan, data, state.chips, np.zeros(len(data.pool_ids), dtype=np.int64), gang_started=state.gang_started)
     plan.objective_usd = plan.cost_usd["total"]
     hard_unmet = plan.unmet[plan.unmet.workload.isin([data.workload_ids[w] for w in np.nonzero(data.hard_inference)[0]])]
     hard_short = plan.shortfall[

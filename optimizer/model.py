@@ -39,6 +39,31 @@ class Family:
         return f"{self.name}[{','.join(parts)}]" if parts else self.name
 
 
+@dataclass(frozen=True)
+class Cumulative:
+    """Linear rows that are also one resource over time, for backends that schedule.
+
+    The resource has ``capacity[t]`` units in hour ``t`` (or, with ``capacity_column >= 0``,
+    that column's value in every hour).  Hourly terms use ``coefficient * x[column]`` units in
+    their hour; each interval choice ``i`` is a set of 0/1 start columns, at most one of which
+    is 1, and takes ``interval_demand[i]`` units in every hour of ``[start, start +
+    interval_duration[i])``.  The same limits are in the model's rows (``name`` is their
+    family), so a backend that does not schedule may ignore this.
+    """
+
+    name: str
+    label: str  # e.g. "pool_capacity[aws-h100]"
+    hourly_hour: np.ndarray
+    hourly_column: np.ndarray
+    hourly_coefficient: np.ndarray
+    interval_columns: tuple[np.ndarray, ...]  # per choice: its start columns
+    interval_starts: tuple[np.ndarray, ...]  # per choice: the start hour of each column
+    interval_duration: np.ndarray
+    interval_demand: np.ndarray
+    capacity: np.ndarray  # [hours]
+    capacity_column: int = -1
+
+
 @dataclass
 class LinearModel:
     """min cost @ x  s.t.  row_lower <= A x <= row_upper,  col_lower <= x <= col_upper."""
@@ -53,6 +78,7 @@ class LinearModel:
     row_lower: np.ndarray = field(default_factory=lambda: np.zeros(0))
     row_upper: np.ndarray = field(default_factory=lambda: np.zeros(0))
     matrix: sp.csc_matrix = field(default_factory=lambda: sp.csc_matrix((0, 0)))
+    cumulatives: list[Cumulative] = field(default_factory=list)
 
     @property
     def n_cols(self) -> int:

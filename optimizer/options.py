@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Engine = Literal["highs", "pulp-cbc", "pulp-highs"]
-ENGINES: tuple[str, ...] = ("highs", "pulp-cbc", "pulp-highs")
+Engine = Literal["highs", "pulp-cbc", "pulp-highs", "cpsat"]
+ENGINES: tuple[str, ...] = ("highs", "pulp-cbc", "pulp-highs", "cpsat")
 
 
 class SolveOptions(BaseModel):
@@ -15,7 +15,9 @@ class SolveOptions(BaseModel):
 
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
-    engine: Engine = Field(default="highs", description="highs (highspy, default) | pulp-cbc | pulp-highs.")
+    engine: Engine = Field(
+        default="highs", description="highs (highspy, default) | pulp-cbc | pulp-highs | cpsat (OR-Tools CP-SAT)."
+    )
     time_limit_s: float | None = Field(default=None, gt=0, description="Wall-clock limit for the solver, s.")
     mip_rel_gap: float = Field(
         default=1e-3,
@@ -23,8 +25,19 @@ class SolveOptions(BaseModel):
         le=1,
         description="Stop when (objective - bound) / |objective| is at most this (default 0.1%).",
     )
-    threads: int | None = Field(default=None, ge=1, description="Solver threads (None: solver default).")
-    random_seed: int = Field(default=0, ge=0, description="Solver seed; same seed and options give the same plan.")
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Solver threads; CP-SAT: search workers (None: solver default; CP-SAT: 8 workers "
+            "interleaved, deterministic; an explicit count runs them in parallel, deterministic only with 1)."
+        ),
+    )
+    random_seed: int = Field(
+        default=0,
+        ge=0,
+        description="Solver seed; same seed and options give the same plan.",
+    )
     verbose: bool = Field(default=False, description="Show the solver's own log.")
     diagnose_infeasible: bool = Field(
         default=True, description="On infeasibility, re-solve with elastic slack to name the short workloads and hours."

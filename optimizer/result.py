@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from enum import Enum
 
 import numpy as np
@@ -11,7 +12,9 @@ import numpy as np
 class SolveStatus(str, Enum):
     """Outcome of a solve, the same for every engine.
 
-    - ``optimal``: a plan proven optimal within the requested relative gap.
+    - ``optimal``: a plan proven optimal within the requested relative gap (CP-SAT: proven on
+      its integer-scaled model; the bound it reports is lowered by the scaling bound, so the
+      gap may exceed the requested one by at most ``scaling_bound_usd / objective``).
     - ``feasible``: a plan, but the solver stopped (time limit) before proving the gap.
     - ``infeasible``: the solver proved that no plan meets the hard demand.
     - ``no_solution``: the solver stopped without a plan and without a proof.
@@ -37,6 +40,7 @@ class SolveResult:
     values: np.ndarray | None
     solve_seconds: float
     solver_status: str  # the solver's own words, for the record
+    extra: dict[str, Any] = field(default_factory=dict)  # engine-specific figures (CP-SAT: scaling)
 
     @property
     def gap(self) -> float | None:

@@ -205,6 +205,15 @@ class TrainingWorkload(StrictModel):
     single_site: bool = Field(
         default=False, description="If true, every chip of the run, over the whole run, is in one site."
     )
+    gang_chips: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description=(
+            "Gang-scheduled run: exactly this many chips of one pool for one contiguous span of "
+            "ceil(work_eflop / (gang_chips x useful TFLOP/s per chip x 0.0036)) hours, never "
+            "preempted or resized; it runs whole or not at all.  A multiple of the block of "
+            "every pool the run may use.  Null: the run takes any chips in any hours."
+        ),
+    )
     short_usd_per_eflop: NonNegativeFloat | None = Field(
         default=None,
         description="Penalty per EFLOP not delivered by the deadline, USD; null means the work must be finished.",

@@ -79,6 +79,8 @@ def solve(
         "build_seconds": round(build_seconds, 3),
         "solver_status": result.solver_status,
     }
+    if result.extra:
+        details["solver"] = result.extra
     plan = Plan(
         instance=instance.name,
         engine=options.engine,
@@ -112,16 +114,35 @@ def _fill_plan(plan: Plan, data: ModelData, model: LinearModel, result: SolveRes
     reserved_chips[reserved_fam.coords[0]] = (
         np.rint(model.values(values, "reserved_blocks")).astype(np.int64) * data.pool_block[reserved_fam.coords[0]]
     )
-    account_plan(plan, data, chips, reserved_chips)
+    raw_starts = model.values(values, "gang_start")
+    started = np.rint(raw_starts) > 0
+    if len(raw_starts) and float(np.max(np.abs(raw_starts - started))) > INTEGRALITY_TOLERANCE:
+        raise SolverError(f"{plan.engine} returned a gang start that is neither 0 nor 1")
+    account_plan(plan, data, chips, reserved_chips, gang_started=started)
 
 
-def account_plan(plan: Plan, data: ModelData, chips: np.ndarray, reserved_chips: np.ndarray) -> None:
+def account_plan(
+    plan: Plan,
+    data: ModelData,
+    chips: np.ndarray,
+    reserved_chips: np.ndarray,
+    gang_started: np.ndarray | None = None,
+) -> None:
     """Fill the plan's frames, costs and unmet demand from whole chips per eligible allocation.
 
-    ``chips`` is aligned with ``data.alloc_*``; ``reserved_chips`` with ``data.pool_ids``.
-    Every number is recomputed from these, never taken from a solver's objective.
+    ``chips`` is aligned with ``data.alloc_*``; ``reserved_chips`` with ``data.pool_ids``;
+    ``gang_started`` (bool) with ``data.gang_*``: a started gang run holds its chips in every
+    hour of its span.  Every number is recomputed from these, never taken from a solver's
+    objective.
     """
-    pool, hour, workload = data.alloc_pool, data.alloc_hour, data.alloc_workload
+    if gang_started is None:
+        gang_started = np.zeros(len(data.gang_workload), dtype=bool)
+    option, span_hour = data.gang_spans(np.nonzero(gang_started)[0])
+    pool = np.concatenate([data.alloc_pool, data.gang_pool[option]])
+    hour = np.concatenate([data.alloc_hour, span_hour])
+    workload = np.concatenate([data.alloc_workload, data.gang_workload[option]])
+    rate_tflops = np.concatenate([data.alloc_rate_tflops, data.gang_rate_tflops[option]])
+    chips = np.concatenate([chips, data.gang_chips[data.gang_workload[option]]]).astype(np.int64)
     used = chips > 0
     plan.allocations = pd.DataFrame(
         {
@@ -140,7 +161,7 @@ def account_plan(plan: Plan, data: ModelData, chips: np.ndarray, reserved_chips:
 
     # Delivered compute, from the rounded plan.
     delivered_pflops = np.zeros((len(data.workload_ids), data.hours))
-    np.add.at(delivered_pflops, (workload, hour), chips * data.alloc_rate_tflops / 1000.0)
+    np.add.at(delivered_pflops, (workload, hour), chips * rate_tflops / 1000.0)
     unmet = np.where(
         data.workload_is_inference[:, None],
         np.maximum(data.inference_demand_pflops - delivered_pflops, 0.0),
@@ -148,7 +169,7 @@ def account_plan(plan: Plan, data: ModelData, chips: np.ndarray, reserved_chips:
     )
     unmet[unmet <= 1e-9 * np.maximum(data.inference_demand_pflops, 1.0)] = 0.0
     delivered_eflop = np.zeros(len(data.workload_ids))
-    np.add.at(delivered_eflop, workload, chips * data.alloc_rate_tflops * EFLOP_PER_TFLOPS_HOUR)
+    np.add.at(delivered_eflop, workload, chips * rate_tflops * EFLOP_PER_TFLOPS_HOUR)
     short = np.where(data.workload_is_inference, 0.0, np.maximum(data.training_work_eflop - delivered_eflop, 0.0))
     short[short <= 1e-9 * np.maximum(data.training_work_eflop, 1.0)] = 0.0
 

@@ -151,7 +151,38 @@ def check_instance(instance: Instance) -> list[FieldError]:
     if errors:
         # The face-value demand checks below need resolved ids and right lengths.
         return errors
+    errors += _gang_problems(instance, workload_paths)
+    if errors:
+        return errors
     errors += _impossible_hard_demand(instance, workload_paths)
+    return errors
+
+
+def _gang_problems(instance: Instance, workload_paths: list[str]) -> list[FieldError]:
+    """A gang run's chips must be whole blocks of every pool it may use, and within max_chips."""
+    errors: list[FieldError] = []
+    for workload, path in zip(instance.workloads, workload_paths):
+        chips = getattr(workload, "gang_chips", None)
+        if chips is None:
+            continue
+        if workload.max_chips is not None and chips > workload.max_chips:
+            errors.append(
+                FieldError(
+                    f"{path}.gang_chips",
+                    f"gang_chips {chips} is more than max_chips {workload.max_chips}",
+                    "raise max_chips or lower gang_chips",
+                )
+            )
+        for pool in instance.pools:
+            if _serves(workload, pool) and chips % pool.block:
+                errors.append(
+                    FieldError(
+                        f"{path}.gang_chips",
+                        f"{chips} chips is not a whole number of pool {pool.id!r}'s {pool.block}-chip blocks",
+                        f"use a multiple of {pool.block}, or leave {pool.chip!r} out of efficiency "
+                        "(or the pool's site out of sites)",
+                    )
+                )
     return errors
 
 
@@ -197,6 +228,8 @@ def _impossible_hard_demand(instance: Instance, workload_paths: list[str]) -> li
                         "lower the demand, add pools or chips to efficiency, or set unmet_usd_per_pflops_hour",
                     )
                 )
+        elif workload.short_usd_per_eflop is None and workload.gang_chips is not None:
+            errors += _impossible_gang(instance, workload, path, pools, rate_tflops)
         elif workload.short_usd_per_eflop is None:
             deadline = workload.deadline_hour if workload.deadline_hour is not None else instance.hours
             best_eflop = 0.0
@@ -220,3 +253,32 @@ def _impossible_hard_demand(instance: Instance, workload_paths: list[str]) -> li
                     )
                 )
     return errors
+
+
+def _impossible_gang(instance: Instance, workload: TrainingWorkload, path: str, pools: list[Pool], rate_tflops) -> list[FieldError]:
+    """A hard gang run needs one pool that holds gang_chips for its whole span inside the window."""
+    from optimizer.data import gang_duration_hours
+
+    deadline = workload.deadline_hour if workload.deadline_hour is not None else instance.hours
+    chips, shortest = workload.gang_chips, None
+    for pool in pools:
+        duration = gang_duration_hours(workload.work_eflop, chips, rate_tflops(workload, pool))
+        shortest = duration if shortest is None else min(shortest, duration)
+        run = 0
+        for hour in range(workload.release_hour, deadline):
+            available = pool.available if pool.pricing == "reserved" else _hourly_value(pool.available, hour)
+            run = run + 1 if available >= chips else 0
+            if run >= duration:
+                return []
+    reason = (
+        f"no eligible pool can hold {chips} chips for the {shortest} hours the run needs"
+        if shortest is not None
+        else "no pool can run it"
+    )
+    return [
+        FieldError(
+            f"{path}.gang_chips",
+            f"hard gang run: {reason} within hours {workload.release_hour}-{deadline - 1}",
+            "extend the window, add chips, change gang_chips, or set short_usd_per_eflop",
+        )
+    ]

@@ -45,4 +45,8 @@ def get_backend(engine: str) -> Backend:
         from optimizer.backends.pulp_backend import PulpBackend
 
         return PulpBackend(solver=engine.removeprefix("pulp-"))
+    if engine == "cpsat":
+        from optimizer.backends.cpsat import CpSatBackend
+
+        return CpSatBackend()
     raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
