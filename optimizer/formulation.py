@@ -146,9 +146,10 @@ def define_unmet_variables(ctx: _Context) -> None:
 
 
 def define_shortfall_variables(ctx: _Context) -> None:
-    """short[workload]: EFLOP of soft training work not delivered by the deadline (priced)."""
+    """short[workload]: EFLOP of soft training work not delivered by the deadline (priced);
+    a gang run's shortfall is all or nothing (``gang_skipped``)."""
     d = ctx.data
-    (w,) = np.nonzero(~d.workload_is_inference & ~np.isnan(d.short_usd_per_eflop))
+    (w,) = np.nonzero(~d.workload_is_inference & ~d.workload_is_gang & ~np.isnan(d.short_usd_per_eflop))
     ctx.builder.add_variables(
         "short",
         ("workload",),

@@ -80,6 +80,8 @@ def test_highs_and_cpsat_share_one_process(first):
         assert plan.status.value == "optimal"
         plan = optimizer.solve(optimizer.instance_from_data(instance_data()), engine="pulp-highs")
         assert plan.status.value == "optimal"
+        plan = optimizer.solve(optimizer.instance_from_data(instance_data()), engine="cpsat")
+        assert plan.status.value == "optimal"
         print("both engines ran")
         """
     )

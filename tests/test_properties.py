@@ -73,10 +73,15 @@ def instances(draw):
                 "release_hour": release, "deadline_hour": draw(st.integers(release + 1, hours)),
                 "max_chips": draw(st.sampled_from([None, 2, 8])), "single_site": draw(st.booleans()),
                 "short_usd_per_eflop": draw(st.sampled_from([0.5, 2.0, 10.0])),
+                # Gang runs take 4 or 8 chips: whole blocks of every pool (blocks are 1, 2 or 4).
+                "gang_chips": draw(st.sampled_from([None, None, 4, 8])),
             })
     for w in workloads:
-        if w.get("max_chips") is None:
-            w.pop("max_chips", None)
+        if w.get("gang_chips") is not None:
+            w["max_chips"] = None
+        for key in ("max_chips", "gang_chips"):
+            if key in w and w[key] is None:
+                w.pop(key)
     return {"name": "random", "hours": hours, "chips": chips, "sites": sites, "pools": pools, "workloads": workloads}
 
 
@@ -119,7 +124,20 @@ def test_removing_a_vendor_never_lowers_the_optimal_cost(tmp_path, data, vendor)
 
 @PROPERTY_SETTINGS
 @given(data=instances())
-def test_highs_and_cbc_agree(tmp_path, data):
-    highs = optimum(data, tmp_path, "highs")
+def test_highs_cbc_and_cpsat_agree(tmp_path, data):
+    highs_plan = solve_checked(data, tmp_path, engine="highs")
+    assert highs_plan.status is optimizer.SolveStatus.OPTIMAL
+    highs = highs_plan.objective_usd
+    gangs = {w["id"] for w in data["workloads"] if "gang_chips" in w}
+    if gangs & set(highs_plan.allocations.workload):
+        event("a gang run is scheduled")
+    elif gangs:
+        event("a gang run is skipped")
     cbc = optimum(data, tmp_path, "pulp-cbc")
     assert cbc == pytest.approx(highs, rel=1e-6, abs=1e-6)
+    plan = solve_checked(data, tmp_path, engine="cpsat")
+    assert plan.status is optimizer.SolveStatus.OPTIMAL, plan.details["solver_status"]
+    # CP-SAT solves the integer-scaled model: its optimum is within the stated bound of the MILP's.
+    scaling = plan.details["solver"]["scaling_bound_usd"]
+    assert abs(plan.objective_usd - highs) <= scaling + 1e-6 * max(1.0, highs)
+    assert plan.bound_usd <= highs + 1e-6 * max(1.0, highs)

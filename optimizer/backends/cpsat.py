@@ -234,7 +234,7 @@ def exact_values(model: LinearModel, values: np.ndarray) -> np.ndarray:
     return x
 
 
-def _add_cumulatives(cp: cp_model.CpModel, model: LinearModel, variables: list) -> None:
+def _add_cumulatives(cp: cp_model.CpModel, model: LinearModel, variables: list, upper: np.ndarray) -> None:
     for resource in model.cumulatives:
         intervals, demands = [], []
         first_hour, end_hour = None, None
@@ -251,9 +251,11 @@ def _add_cumulatives(cp: cp_model.CpModel, model: LinearModel, variables: list) 
         for t in range(first_hour, end_hour):
             terms = resource.hourly_hour == t
             if terms.any():
-                demand = sum(
-                    int(a) * variables[j] for j, a in zip(resource.hourly_column[terms], resource.hourly_coefficient[terms])
-                )
+                # A cumulative demand must be one variable (affine), so the hour's sum gets its own.
+                pairs = list(zip(resource.hourly_column[terms].tolist(), resource.hourly_coefficient[terms].tolist()))
+                most = int(sum(a * upper[j] for j, a in pairs))
+                demand = cp.new_int_var(0, most, f"{resource.label}:used[{t}]")
+                cp.add(demand == sum(int(a) * variables[j] for j, a in pairs))
                 intervals.append(cp.new_fixed_size_interval_var(t, 1, f"{resource.label}:hour[{t}]"))
                 demands.append(demand)
         if resource.capacity_column >= 0:
@@ -290,7 +292,7 @@ class CpSatBackend(Backend):
                     cp.add_bool_or([])  # an empty row that needs something: infeasible
                 continue
             cp.add_linear_constraint(expression, lo, up)
-        _add_cumulatives(cp, model, variables)
+        _add_cumulatives(cp, model, variables, scaled.col_upper)
         cp.minimize(sum(int(c) * variables[j] for j, c in enumerate(scaled.cost.tolist()) if c))
 
         solver = cp_model.CpSolver()
