@@ -28,6 +28,8 @@ SUMMARY_KEYS = {
     "instance", "engine", "status", "solve_seconds", "objective_usd", "bound_usd", "gap",
     "cost_usd", "unmet_pflops_hours", "short_eflop",
 }
+#: Keys a summary may carry beyond those (progress figures: seconds, or null when never reached).
+OPTIONAL_SUMMARY_KEYS = {"time_to_first_plan_s", "time_to_1pct_s"}
 COST_KEYS = {"usage", "reserved", "energy", "penalty", "total"}
 PLAN_STATUSES = {"optimal", "feasible"}
 
@@ -314,10 +316,17 @@ def _check_summary(summary: object, instance: Instance, report: CheckReport) -> 
     if not isinstance(summary, dict):
         violations.append("summary.json: not an object")
         return
-    if set(summary) != SUMMARY_KEYS:
-        missing, extra = SUMMARY_KEYS - set(summary), set(summary) - SUMMARY_KEYS
+    missing, extra = SUMMARY_KEYS - set(summary), set(summary) - SUMMARY_KEYS - OPTIONAL_SUMMARY_KEYS
+    if missing or extra:
         violations.append(f"summary.json: keys differ (missing {sorted(missing)}, unexpected {sorted(extra)})")
         return
+    for key in sorted(OPTIONAL_SUMMARY_KEYS & set(summary)):
+        value = summary[key]
+        if value is not None and (not isinstance(value, (int, float)) or value < 0):
+            violations.append(f"summary.json: {key} must be seconds >= 0 or null, got {value!r}")
+    first, one_pct = summary.get("time_to_first_plan_s"), summary.get("time_to_1pct_s")
+    if isinstance(first, (int, float)) and isinstance(one_pct, (int, float)) and one_pct < first:
+        violations.append(f"summary.json: time_to_1pct_s {one_pct} is before time_to_first_plan_s {first}")
     if summary["instance"] != instance.name:
         violations.append(f"summary.json: instance is {summary['instance']!r}, the instance file is {instance.name!r}")
     if summary["status"] not in PLAN_STATUSES:

@@ -66,6 +66,9 @@ def _summary_table(plan) -> Table:
     table.add_row("unmet inference (PFLOP/s-hours)", f"{plan.unmet_pflops_hours:,.4g}")
     table.add_row("training shortfall (EFLOP)", f"{plan.short_eflop:,.4g}")
     table.add_row("solve time (s)", f"{plan.solve_seconds:.2f}")
+    first, one_pct = plan.time_to_first_plan_s, plan.time_to_1pct_s
+    table.add_row("first plan / within 1% (s)", f"{'-' if first is None else f'{first:.2f}'} / "
+                  f"{'-' if one_pct is None else f'{one_pct:.2f}'}")
     return table
 
 
@@ -84,6 +87,9 @@ def solve(
     ] = None,
     seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the solver log.")] = False,
+    show_progress: Annotated[
+        bool, typer.Option("--progress", help="Show the incumbent, bound and gap while the solver runs (HiGHS, CP-SAT).")
+    ] = False,
     check: Annotated[bool, typer.Option(help="Run the independent checker on the written plan.")] = True,
     write_model: Annotated[
         Optional[Path], typer.Option("--write-model", help="Also write the model as .lp or .mps with its names.")
@@ -98,7 +104,10 @@ def solve(
     if write_model is not None:
         _write_model(loaded, write_model)
     try:
-        plan = run_solve(loaded, options)
+        if show_progress:
+            plan = _solve_with_progress(loaded, options)
+        else:
+            plan = run_solve(loaded, options)
     except ChipmixError as exc:
         _fail(str(exc), EXIT_VIOLATIONS)
     if plan.status.value == "infeasible":
@@ -122,6 +131,29 @@ def solve(
         out.print(f"checker: {report.render()}", markup=False, highlight=False)
         if not report.ok:
             raise typer.Exit(EXIT_VIOLATIONS)
+
+
+def _progress_line(seconds: float, objective: float | None, bound: float | None) -> str:
+    from optimizer.result import relative_gap
+
+    gap = relative_gap(objective, bound)
+    return (f"{seconds:8.1f} s   incumbent {_money(objective):>18}   bound {_money(bound):>18}   "
+            f"gap {'-' if gap is None else f'{gap:.4%}':>10}")
+
+
+def _solve_with_progress(instance, options):
+    """Solve with a live line (stderr) of incumbent, bound and gap; each change also printed."""
+    from rich.live import Live
+
+    from optimizer.progress import Progress
+    from optimizer.solve import solve as run_solve
+
+    with Live("solving...", console=err, refresh_per_second=4, transient=True) as live:
+        def show(seconds, objective, bound):
+            live.console.print(_progress_line(seconds, objective, bound), markup=False, highlight=False)
+            live.update(_progress_line(seconds, objective, bound))
+
+        return run_solve(instance, options, progress=Progress(on_record=show))
 
 
 def _write_model(instance, path: Path) -> None:
@@ -346,6 +378,67 @@ def generate(
     else:
         write_text_atomic(out_file, text)
         out.print(f"wrote {out_file}", markup=False, highlight=False)
+
+
+@app.command()
+def report(
+    plan_dir: Annotated[Path, typer.Argument(help="Plan folder written by chipmix solve.")],
+    instance: Annotated[Path, typer.Option("--instance", "-i", help="The instance the plan solves.")],
+    out_file: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="HTML file (default: PLAN_DIR/report.html); PNGs go beside it.")
+    ] = None,
+    lockin_file: Annotated[
+        Optional[Path], typer.Option("--lockin", help="lockin.csv (or its folder) from chipmix lockin --out, to compare vendors.")
+    ] = None,
+    xlsx: Annotated[Optional[Path], typer.Option("--xlsx", help="Also write the tables as an Excel workbook with charts.")] = None,
+) -> None:
+    """Write a self-contained HTML report (and PNG charts, and optionally an xlsx) of a plan."""
+    try:
+        from optimizer.report import build_tables, write_report, write_xlsx
+        import matplotlib  # noqa: F401
+        import openpyxl  # noqa: F401
+    except ImportError as exc:
+        _fail(f"chipmix report needs the report extra: pip install 'chipmix[report]' ({exc})", EXIT_INPUT)
+    loaded = _load(instance)
+    try:
+        tables = build_tables(loaded, plan_dir, lockin_file)
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+    target = out_file if out_file is not None else plan_dir / "report.html"
+    charts = write_report(tables, target)
+    out.print(f"wrote {target} ({len(charts)} charts in {target.parent / (target.stem + '_charts')})", markup=False, highlight=False)
+    if xlsx is not None:
+        sheets = write_xlsx(tables, xlsx)
+        out.print(f"wrote {xlsx} (sheets: {', '.join(sheets)})", markup=False, highlight=False)
+    if tables.violations:
+        err.print(f"the checker found {len(tables.violations)} violation(s); the report lists them", markup=False)
+        raise typer.Exit(EXIT_VIOLATIONS)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    db: Annotated[Path, typer.Option(help="SQLite file that keeps the jobs across restarts.")] = Path("chipmix-jobs.sqlite"),
+    workers: Annotated[int, typer.Option(min=1, help="Solves running at once (one process each).")] = 2,
+    max_queued: Annotated[int, typer.Option(min=1, help="Waiting jobs beyond this get 429.")] = 32,
+    max_body_mb: Annotated[float, typer.Option(min=0.001, help="Request bodies over this get 413, MB.")] = 20.0,
+    default_time_limit: Annotated[float, typer.Option(min=0.001, help="Solver time limit when a request gives none, s.")] = 60.0,
+    max_time_limit: Annotated[float, typer.Option(min=0.001, help="Largest time_limit_s a request may ask for, s.")] = 600.0,
+    grace: Annotated[float, typer.Option(min=0.0, help="A job is killed this long after its solver time limit, s.")] = 60.0,
+) -> None:
+    """Run the HTTP service (POST /v1/solves, GET /v1/solves/{id}[/plan], /v1/check, /v1/validate)."""
+    try:
+        import uvicorn
+
+        from optimizer.service.app import ServiceSettings, create_app
+    except ImportError as exc:
+        _fail(f"chipmix serve needs the server extra: pip install 'chipmix[server]' ({exc})", EXIT_INPUT)
+    settings = ServiceSettings(
+        db_path=str(db), workers=workers, max_queued=max_queued, max_body_bytes=int(max_body_mb * 1_000_000),
+        default_time_limit_s=default_time_limit, max_time_limit_s=max_time_limit, grace_s=grace,
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
 def main() -> None:

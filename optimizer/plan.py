@@ -38,6 +38,8 @@ SUMMARY_KEYS = (
     "cost_usd",
     "unmet_pflops_hours",
     "short_eflop",
+    "time_to_first_plan_s",
+    "time_to_1pct_s",
 )
 COST_KEYS = ("usage", "reserved", "energy", "penalty", "total")
 ALLOCATION_COLUMNS = ["hour", "workload", "pool", "chips"]
@@ -73,6 +75,8 @@ class Plan:
     unmet_pflops_hours: float = 0.0
     short_eflop: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
+    time_to_first_plan_s: float | None = None  # from the solver's progress reports (None: never had a plan)
+    time_to_1pct_s: float | None = None  # first time the incumbent was proven within 1% of the bound
     infeasibility: Any = None  # optimizer.diagnose.InfeasibilityReport when status is infeasible
 
     @property
@@ -92,6 +96,8 @@ class Plan:
             "cost_usd": {key: float(self.cost_usd.get(key, 0.0)) for key in COST_KEYS},
             "unmet_pflops_hours": float(self.unmet_pflops_hours),
             "short_eflop": float(self.short_eflop),
+            "time_to_first_plan_s": _json_number(self.time_to_first_plan_s),
+            "time_to_1pct_s": _json_number(self.time_to_1pct_s),
         }
 
     def write(self, directory: str | Path) -> Path:

@@ -17,6 +17,7 @@ from optimizer.formulation import build_model
 from optimizer.model import LinearModel
 from optimizer.options import SolveOptions
 from optimizer.plan import Plan
+from optimizer.progress import Progress
 from optimizer.result import SolveResult
 from optimizer.schema import Instance
 
@@ -55,6 +56,7 @@ def solve(
     options: SolveOptions | None = None,
     *,
     fixed_reservations: Mapping[str, int] | None = None,
+    progress: Progress | None = None,
     **overrides,
 ) -> Plan:
     """Solve ``instance`` and return its plan (or the reason there is none).
@@ -62,6 +64,7 @@ def solve(
     ``overrides`` are :class:`SolveOptions` fields, e.g. ``solve(inst, engine="pulp-cbc")``.
     ``fixed_reservations`` (pool id -> chips) holds reservations already bought: they are paid
     for whether used or not, and the plan may use no more reserved chips than that.
+    ``progress`` receives the incumbent and bound while the solver runs (HiGHS, CP-SAT).
     """
     options = options or SolveOptions()
     if overrides:
@@ -71,7 +74,9 @@ def solve(
     fixed = fixed_reserved_blocks(data, fixed_reservations) if fixed_reservations else None
     model = build_model(data, fixed_reserved_blocks=fixed)
     build_seconds = time.perf_counter() - started
-    result = get_backend(options.engine).solve(model, options)
+    progress = progress if progress is not None else Progress()
+    result = get_backend(options.engine).solve(model, options, progress)
+    progress.record(result.solve_seconds, result.objective, result.bound)
     details = {
         "chipmix_version": _chipmix_version(),
         "options": options.model_dump(),
@@ -81,6 +86,7 @@ def solve(
     }
     if result.extra:
         details["solver"] = result.extra
+    details["progress"] = [list(record) for record in progress.records]
     plan = Plan(
         instance=instance.name,
         engine=options.engine,
@@ -90,6 +96,8 @@ def solve(
         bound_usd=result.bound,
         gap=result.gap,
         details=details,
+        time_to_first_plan_s=progress.time_to_first_plan() if result.status.has_plan else None,
+        time_to_1pct_s=progress.time_to_gap(0.01) if result.status.has_plan else None,
     )
     if result.status.has_plan:
         _fill_plan(plan, data, model, result)

@@ -32,7 +32,7 @@ def test_solve_writes_the_plan_contract_and_checks_it(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary) == [
         "instance", "engine", "status", "solve_seconds", "objective_usd", "bound_usd", "gap",
-        "cost_usd", "unmet_pflops_hours", "short_eflop",
+        "cost_usd", "unmet_pflops_hours", "short_eflop", "time_to_first_plan_s", "time_to_1pct_s",
     ]
     assert list(summary["cost_usd"]) == ["usage", "reserved", "energy", "penalty", "total"]
     # A reserved chip costs $1 x 2 h = $2.  Reserve 3 (6) beats reserving 2 plus one

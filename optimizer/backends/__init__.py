@@ -9,6 +9,7 @@ import numpy as np
 
 from optimizer.model import LinearModel
 from optimizer.options import ENGINES, SolveOptions
+from optimizer.progress import Progress
 from optimizer.result import SolveResult, SolveStatus
 
 
@@ -21,16 +22,19 @@ class Backend(ABC):
 
     name: str
 
-    def solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
-        """Solve ``model`` (minimisation) and report status, objective, bound and values."""
+    def solve(self, model: LinearModel, options: SolveOptions, progress: Progress | None = None) -> SolveResult:
+        """Solve ``model`` (minimisation) and report status, objective, bound and values.
+
+        With ``progress``, a backend that can report its incumbent and bound while it runs does so.
+        """
         if model.n_cols == 0:
             # Nothing to decide (no demand anywhere, or no eligible chip and nothing priced):
             # the empty plan is optimal at zero cost.  Solvers call such a model an error.
             return SolveResult(SolveStatus.OPTIMAL, 0.0, 0.0, np.zeros(0), 0.0, "empty model: nothing to decide")
-        return self._solve(model, options)
+        return self._solve(model, options, progress)
 
     @abstractmethod
-    def _solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
+    def _solve(self, model: LinearModel, options: SolveOptions, progress: Progress | None) -> SolveResult:
         """Solve a model with at least one column."""
 
 

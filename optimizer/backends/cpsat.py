@@ -41,6 +41,7 @@ from ortools.sat.python import cp_model
 from optimizer.backends import Backend, SolverError
 from optimizer.model import LinearModel
 from optimizer.options import SolveOptions
+from optimizer.progress import Progress
 from optimizer.result import SolveResult, SolveStatus
 
 #: Largest scaled coefficient when a row cannot be made whole exactly.
@@ -270,10 +271,25 @@ def _add_cumulatives(cp: cp_model.CpModel, model: LinearModel, variables: list, 
         cp.add_cumulative(intervals, demands, capacity)
 
 
+class _Watcher(cp_model.CpSolverSolutionCallback):
+    """Each new CP-SAT plan, to ``progress``: the scaled objective (an upper estimate of the plan's
+    exact cost, which is re-evaluated at the end) and the bound lowered by the scaling bound."""
+
+    def __init__(self, progress: Progress, started: float, scale: float, scaling_bound_usd: float):
+        super().__init__()
+        self.progress, self.started, self.scale, self.slack = progress, started, scale, scaling_bound_usd
+
+    def on_solution_callback(self) -> None:
+        self.progress.record(
+            time.perf_counter() - self.started, self.objective_value / self.scale,
+            max(self.best_objective_bound / self.scale - self.slack, 0.0),
+        )
+
+
 class CpSatBackend(Backend):
     name = "cpsat"
 
-    def _solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
+    def _solve(self, model: LinearModel, options: SolveOptions, progress: Progress | None = None) -> SolveResult:
         scaled = scale_model(model)
         cp = cp_model.CpModel()
         variables = [
@@ -310,7 +326,10 @@ class CpSatBackend(Backend):
         if options.time_limit_s is not None:
             parameters.max_time_in_seconds = float(options.time_limit_s)
         started = time.perf_counter()
-        code = solver.solve(cp)
+        watcher = None
+        if progress is not None:
+            watcher = _Watcher(progress, started, scaled.objective_scale, scaled.scaling_bound_usd)
+        code = solver.solve(cp, watcher)
         seconds = time.perf_counter() - started
         words = f"CP-SAT: {solver.status_name(code)}"
         extra = {

@@ -11,6 +11,7 @@ import numpy as np
 from optimizer.backends import Backend, SolverError
 from optimizer.model import LinearModel
 from optimizer.options import SolveOptions
+from optimizer.progress import Progress
 from optimizer.result import SolveResult, SolveStatus
 
 _STOPPED_EARLY = {
@@ -100,10 +101,28 @@ def write_model_file(model: LinearModel, path: str | Path) -> None:
     highs.writeModel(str(path))
 
 
+def _watch(highs: highspy.Highs, progress: Progress, started: float) -> None:
+    """Report each improving plan and, every half second at most, the bound, to ``progress``."""
+    last = [0.0]
+
+    def improving(event) -> None:
+        out = event.data_out
+        progress.record(time.perf_counter() - started, out.objective_function_value, out.mip_dual_bound)
+
+    def interrupt(event) -> None:
+        now = time.perf_counter() - started
+        if now - last[0] >= 0.5:
+            last[0] = now
+            progress.record(now, event.data_out.mip_primal_bound, event.data_out.mip_dual_bound)
+
+    highs.cbMipImprovingSolution.subscribe(improving)
+    highs.cbMipInterrupt.subscribe(interrupt)
+
+
 class HighsBackend(Backend):
     name = "highs"
 
-    def _solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
+    def _solve(self, model: LinearModel, options: SolveOptions, progress: Progress | None) -> SolveResult:
         highs = highspy.Highs()
         highs.setOptionValue("output_flag", bool(options.verbose))
         highs.setOptionValue("mip_rel_gap", float(options.mip_rel_gap))
@@ -114,6 +133,8 @@ class HighsBackend(Backend):
             highs.setOptionValue("threads", int(options.threads))
         _load(highs, model)
         started = time.perf_counter()
+        if progress is not None and model.is_mip:
+            _watch(highs, progress, started)
         highs.run()
         seconds = time.perf_counter() - started
         status, objective, bound, words = read_highs_outcome(highs, model.is_mip)

@@ -82,7 +82,8 @@ class PulpBackend(Backend):
         self.solver = solver
         self.name = f"pulp-{solver}"
 
-    def _solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
+    def _solve(self, model: LinearModel, options: SolveOptions, progress=None) -> SolveResult:
+        # PuLP reports nothing while its solver runs: no progress records but the final one.
         with warnings.catch_warnings():
             # PuLP 3.x announces its 4.0 API on every variable and on PULP_CBC_CMD; pyproject
             # pins pulp<4, so these notices say nothing about this run.

@@ -1,0 +1,1 @@
+"""The HTTP service (``chipmix serve``; needs the ``server`` extra: fastapi and uvicorn)."""

@@ -1,0 +1,151 @@
+"""chipmix report: the HTML page in a real headless Chromium, the PNGs, and the xlsx in openpyxl."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from openpyxl import load_workbook
+
+import optimizer
+from optimizer.lockin import lockin_table
+from optimizer.report import build_tables
+from tests.helpers import chip, chipmix, inference, instance_data, pool, site, solve_checked, training
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHARTS = ["chips_by_vendor", "chips_by_cloud", "cost_per_day", "site_power", "pool_utilisation", "unmet", "lockin"]
+
+
+def mixed_week():
+    """Two days, three vendors, a capped campus and two clouds: something in every chart."""
+    hours = 48
+    return instance_data(
+        hours=hours,
+        chips=[chip("h100", "nvidia", 1000.0, 1.0), chip("v6e", "google", 900.0, 0.5), chip("trn2", "aws", 650.0, 0.5)],
+        sites=[site("campus", cloud="owned", power_cap_mw=0.02, energy_usd_per_mwh=60.0), site("aws"), site("gcp", cloud="gcp")],
+        pools=[
+            pool("own-h100", site="campus", pricing="owned", usd_per_chip_hour=0.8, available=32, block=8),
+            pool("aws-trn2", site="aws", chip="trn2", usd_per_chip_hour=1.5, available=32, block=16),
+            pool("aws-h100-res", site="aws", pricing="reserved", usd_per_chip_hour=2.5, available=16, block=8),
+            pool("gcp-v6e", site="gcp", chip="v6e", usd_per_chip_hour=1.2, available=[16] * 24 + [64] * 24, block=8),
+        ],
+        workloads=[
+            inference("chat", demand_pflops=[6.0 + 8.0 * ((t % 24) >= 8) for t in range(hours)],
+                      efficiency={"h100": 0.5, "v6e": 0.5, "trn2": 0.4}, unmet_usd_per_pflops_hour=4.0),
+            training("train", work_eflop=300.0, efficiency={"h100": 0.4, "v6e": 0.35}, short_usd_per_eflop=3.0),
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def report_inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    data = mixed_week()
+    instance_path = folder / "week.yaml"
+    instance_path.write_text(yaml.safe_dump(data))
+    instance = optimizer.load_instance(instance_path)
+    plan = solve_checked(instance, folder, mip_rel_gap=1e-3)
+    plan_dir = plan.write(folder / "plan")
+    lockin = lockin_table(instance, optimizer.SolveOptions(mip_rel_gap=1e-3))
+    lockin.to_csv(folder / "lockin.csv", index=False)
+    return instance_path, plan_dir, folder / "lockin.csv"
+
+
+def test_tables_add_up_to_the_plan(report_inputs):
+    instance_path, plan_dir, lockin = report_inputs
+    instance = optimizer.load_instance(instance_path)
+    tables = build_tables(instance, plan_dir, lockin)
+    import pandas as pd
+
+    allocations = pd.read_csv(plan_dir / "allocations.csv")
+    assert tables.chips_by_vendor.to_numpy().sum() == allocations.chips.sum()
+    assert tables.chips_by_cloud.to_numpy().sum() == allocations.chips.sum()
+    # Cost per day adds up to the plan's cost less the training-shortfall penalty (not hourly).
+    costs = tables.headline
+    short_penalty = tables.unmet.short_eflop.sum() * 3.0
+    assert tables.cost_per_day.to_numpy().sum() == pytest.approx(costs["total_usd"] - short_penalty, rel=1e-9)
+    assert (tables.site_power["campus"].draw_mw <= tables.site_power["campus"].cap_mw + 1e-9).all()
+    assert tables.headline["checker"] == "OK"
+    assert set(tables.lockin.plan) >= {"multi", "vendor=nvidia", "vendor=google", "vendor=aws", "greedy"}
+
+
+def test_report_opens_in_headless_chromium_with_every_chart(report_inputs, tmp_path):
+    if CHROMIUM is None:
+        message = "Chromium is not installed (apt-get install chromium); .ci/run installs it"
+        if os.environ.get("CHIPMIX_REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    instance_path, plan_dir, lockin = report_inputs
+    html_path = tmp_path / "report.html"
+    result = chipmix("report", plan_dir, "--instance", instance_path, "--lockin", lockin, "--out", html_path,
+                     "--xlsx", tmp_path / "report.xlsx")
+    assert result.returncode == 0, result.stderr
+    for name in CHARTS:
+        png = tmp_path / "report_charts" / f"{name}.png"
+        assert png.stat().st_size > 1000, name
+
+    problems = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"],
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
+        page.goto(html_path.as_uri())
+        page.wait_for_load_state("load")
+        charts = page.eval_on_selector_all(
+            "figure img.chart",
+            "images => images.map(i => ({id: i.closest('figure').id, w: i.naturalWidth, h: i.naturalHeight, done: i.complete}))",
+        )
+        headline = page.inner_text(".cards")
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert problems == []
+    assert sorted(c["id"] for c in charts) == sorted(CHARTS)
+    assert all(c["done"] and c["w"] > 100 and c["h"] > 100 for c in charts), charts
+    assert "USD per delivered EFLOP" in headline and "checker" in headline and "OK" in headline
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_xlsx_has_every_sheet_and_native_chart(report_inputs, tmp_path):
+    instance_path, plan_dir, lockin = report_inputs
+    result = chipmix("report", plan_dir, "--instance", instance_path, "--lockin", lockin, "--out", tmp_path / "r.html",
+                     "--xlsx", tmp_path / "r.xlsx")
+    assert result.returncode == 0, result.stderr
+    book = load_workbook(tmp_path / "r.xlsx")
+    expected = ["Summary", "ChipsByVendor", "ChipsByCloud", "CostPerDay", "SitePower", "PoolUtilisation", "Unmet", "LockIn"]
+    assert book.sheetnames == expected
+    for name in expected[1:]:
+        assert len(book[name]._charts) == 1, name
+        assert book[name].max_row > 1, name
+    summary = {row[0].value: row[1].value for row in book["Summary"].iter_rows(min_row=2)}
+    assert summary["checker"] == "OK" and summary["total_usd"] > 0
+    assert book["ChipsByVendor"].max_row == 49  # header + 48 hours
+
+
+def test_report_of_a_tampered_plan_lists_the_violations_and_exits_1(report_inputs, tmp_path):
+    instance_path, plan_dir, _ = report_inputs
+    broken = tmp_path / "plan"
+    shutil.copytree(plan_dir, broken)
+    lines = (broken / "allocations.csv").read_text().splitlines()
+    first = lines[1].split(",")
+    first[3] = str(int(first[3]) + 1000)
+    (broken / "allocations.csv").write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+    result = chipmix("report", broken, "--instance", instance_path)
+    assert result.returncode == 1
+    assert "violation" in result.stderr
+    assert "Checker violations" in (broken / "report.html").read_text()
+
+
+def test_report_of_a_folder_without_a_plan_is_an_input_error(tmp_path):
+    instance = Path(__file__).resolve().parents[1] / "instances" / "default.yaml"
+    result = chipmix("report", tmp_path, "--instance", instance)
+    assert result.returncode == 2
+    assert "summary.json: missing" in result.stderr and "Traceback" not in result.stderr
