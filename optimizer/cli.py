@@ -55,7 +55,9 @@ def _summary_table(plan) -> Table:
     table.add_column("what", style="bold")
     table.add_column("value", justify="right")
     gap = "-" if plan.gap is None else f"{plan.gap:.4%}"
-    table.add_row("status", f"{plan.status.value} ({plan.engine}, gap {gap})")
+    method = plan.details.get("options", {}).get("method", "direct")
+    engine = plan.engine if method == "direct" else f"{plan.engine}, {method}"
+    table.add_row("status", f"{plan.status.value} ({engine}, gap {gap})")
     table.add_row("objective (USD)", _money(plan.objective_usd))
     table.add_row("best bound (USD)", _money(plan.bound_usd))
     scaling = plan.details.get("solver", {}).get("scaling_bound_usd")
@@ -87,6 +89,11 @@ def solve(
     ] = None,
     seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the solver log.")] = False,
+    method: Annotated[
+        str,
+        typer.Option(help="direct (the whole MILP) | decompose (HiGHS: LP, hour-by-hour plan, Lagrangian bound, "
+                     "warm-started MILP; docs/performance.md)."),
+    ] = "direct",
     show_progress: Annotated[
         bool, typer.Option("--progress", help="Show the incumbent, bound and gap while the solver runs (HiGHS, CP-SAT).")
     ] = False,
@@ -99,7 +106,7 @@ def solve(
     from optimizer.checker import check_plan
     from optimizer.solve import solve as run_solve
 
-    options = _solve_options(engine, time_limit, gap, threads, seed, verbose)
+    options = _solve_options(engine, time_limit, gap, threads, seed, verbose, method)
     loaded = _load(instance)
     if write_model is not None:
         _write_model(loaded, write_model)
@@ -211,14 +218,20 @@ def schema(
         out_file.write_text(text + "\n")
 
 
-def _solve_options(engine: str, time_limit, gap: float, threads, seed: int = 0, verbose: bool = False):
+def _solve_options(engine: str, time_limit, gap: float, threads, seed: int = 0, verbose: bool = False,
+                   method: str = "direct"):
     from optimizer.options import SolveOptions
 
     if engine not in ENGINES:
         _fail(f"--engine: unknown engine {engine!r}; choose one of {', '.join(ENGINES)}", EXIT_INPUT)
+    if method not in ("direct", "decompose"):
+        _fail(f"--method: unknown method {method!r}; choose direct or decompose", EXIT_INPUT)
+    if method == "decompose" and engine != "highs":
+        _fail(f"--method decompose runs on the highs engine, not {engine}", EXIT_INPUT)
     try:
         return SolveOptions(
-            engine=engine, time_limit_s=time_limit, mip_rel_gap=gap, threads=threads, random_seed=seed, verbose=verbose
+            engine=engine, method=method, time_limit_s=time_limit, mip_rel_gap=gap, threads=threads,
+            random_seed=seed, verbose=verbose,
         )
     except ValueError as exc:
         _fail(f"invalid option: {exc}", EXIT_INPUT)

@@ -1,4 +1,5 @@
-"""Hour decomposition: a Lagrangian lower bound that keeps each hour's integrality.
+"""Hour decomposition (``--method decompose``): an hour-by-hour plan, a Lagrangian lower bound
+that keeps each hour's integrality, and the full MILP warm-started from that plan.
 
 The model is separable by hour except for what couples hours: reservations (``reserved_capacity``
 holds ``reserved_blocks``, one column for the whole horizon), training work (``training_work`` sums
@@ -11,14 +12,16 @@ multipliers ``y`` of the right sign, here the LP relaxation's row duals:
 where ``X_t`` is hour t's columns with hour t's own rows (pool capacity, site power, demand,
 max chips) *and their integrality*, and ``X_g`` the horizon-wide columns with their own rows.
 For any such ``y``, ``L(y)`` is a valid lower bound on the MILP's optimum (weak duality), and with
-the LP's optimal duals it is at least the LP bound: each hour's block rounding is priced in, which
-is where the LP relaxation of this model is weakest.  Each subproblem is a small MILP solved by
+the LP's optimal duals and every hour solved to optimality it is at least the LP bound: each hour's
+block rounding is priced in.  Each subproblem is a small MILP solved by
 HiGHS; its *dual bound* is what is added, so a subproblem stopped early still gives a valid bound.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import highspy
@@ -27,6 +30,9 @@ import scipy.sparse as sp
 
 from optimizer.model import LinearModel
 
+#: Below this many columns the full MILP's root bound (with HiGHS's cuts) beats the Lagrangian
+#: bound from LP duals in the runs of benchmarks/perf.py, and costs less: skip it.
+LAGRANGIAN_MIN_COLUMNS = 500_000
 #: Families whose columns belong to one hour (their "hour" coordinate).  Gang starts span hours.
 _HOURLY_EXCLUDED = {"gang_start"}
 
@@ -68,19 +74,8 @@ def split_by_hour(model: LinearModel) -> HourSplit:
 
 def _solve_small(cost, lower, upper, integer, matrix: sp.csr_matrix, row_lower, row_upper, time_limit: float | None):
     """A small MILP's dual bound (its optimum when solved), with one HiGHS thread."""
-    highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
-    highs.setOptionValue("threads", 1)
-    highs.setOptionValue("mip_rel_gap", 1e-9)
-    if time_limit is not None:
-        highs.setOptionValue("time_limit", max(time_limit, 0.01))
-    csc = matrix.tocsc()
-    highs.passModel(
-        len(cost), len(row_lower), int(csc.nnz), int(highspy.MatrixFormat.kColwise), int(highspy.ObjSense.kMinimize),
-        0.0, cost, lower, upper, row_lower, row_upper, csc.indptr.astype(np.int32), csc.indices.astype(np.int32),
-        csc.data, integer.astype(np.int32),
-    )
-    highs.run()
+    # Its dual bound is what counts, proven or not: a 1e-4 gap is plenty.
+    highs = _highs_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, gap=1e-4, time_limit=time_limit)
     info = highs.getInfo()
     status = highs.getModelStatus()
     if status == highspy.HighsModelStatus.kInfeasible:
@@ -102,7 +97,7 @@ class LagrangianBound:
 
 
 def lagrangian_bound(model: LinearModel, row_duals: np.ndarray, split: HourSplit | None = None,
-                     time_limit_s: float | None = None) -> LagrangianBound:
+                     time_limit_s: float | None = None, workers: int = 1) -> LagrangianBound:
     """L(y) for the given row duals (HiGHS sign convention: >= 0 on a row held at its lower bound,
     <= 0 at its upper bound); a dual of the wrong sign for a row's finite side counts as 0."""
     started = time.perf_counter()
@@ -116,21 +111,341 @@ def lagrangian_bound(model: LinearModel, row_duals: np.ndarray, split: HourSplit
     csr = model.matrix.tocsr()
     reduced = model.col_cost - csr.T @ y
 
-    total = constant
     col_order = np.argsort(split.col_hour, kind="stable")
     col_hours_sorted = split.col_hour[col_order]
     row_order = np.argsort(split.row_hour, kind="stable")
     row_hours_sorted = split.row_hour[row_order]
-    groups = np.unique(split.col_hour)
-    solved = 0
-    for hour in groups:
+    groups = np.unique(split.col_hour).tolist()
+    per_hour = None if time_limit_s is None else max(time_limit_s * workers / max(len(groups), 1), 0.05)
+
+    def one_hour(hour: int) -> float:
         cols = col_order[np.searchsorted(col_hours_sorted, hour, "left"):np.searchsorted(col_hours_sorted, hour, "right")]
         rows = row_order[np.searchsorted(row_hours_sorted, hour, "left"):np.searchsorted(row_hours_sorted, hour, "right")]
-        remaining = None if time_limit_s is None else time_limit_s - (time.perf_counter() - started)
-        value = _solve_small(
+        return _solve_small(
             reduced[cols], model.col_lower[cols], model.col_upper[cols], model.col_integer[cols],
-            csr[rows][:, cols], model.row_lower[rows], model.row_upper[rows], remaining,
+            csr[rows][:, cols], model.row_lower[rows], model.row_upper[rows], per_hour,
         )
-        total += value
-        solved += 1
-    return LagrangianBound(float(total), constant, solved, time.perf_counter() - started, int(coupling.sum()))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        total = constant + float(sum(pool.map(one_hour, groups)))
+    return LagrangianBound(total, constant, len(groups), time.perf_counter() - started, int(coupling.sum()))
+
+
+# -- the decomposed solve ---------------------------------------------------------------------------
+
+
+def _strict(highs: highspy.Highs) -> None:
+    """HiGHS accepts rows violated by up to 1e-6 (after its scaling): on a campus of thousands of kW
+    that can be more than the checker allows.  The plans this module builds are held tighter."""
+    highs.setOptionValue("mip_feasibility_tolerance", 1e-9)
+    highs.setOptionValue("primal_feasibility_tolerance", 1e-9)
+
+
+def _highs_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, *, gap: float, time_limit: float | None,
+                  threads: int | None = 1) -> highspy.Highs:
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("mip_rel_gap", gap)
+    _strict(highs)
+    if threads is not None:
+        highs.setOptionValue("threads", threads)
+    if time_limit is not None:
+        highs.setOptionValue("time_limit", max(float(time_limit), 0.01))
+    csc = matrix.tocsc()
+    highs.passModel(
+        len(cost), len(row_lower), int(csc.nnz), int(highspy.MatrixFormat.kColwise), int(highspy.ObjSense.kMinimize),
+        0.0, cost, lower, upper, row_lower, row_upper, csc.indptr.astype(np.int32), csc.indices.astype(np.int32),
+        csc.data, integer.astype(np.int32),
+    )
+    highs.run()
+    return highs
+
+
+def lp_relaxation(model: LinearModel, time_limit: float | None) -> tuple[float, np.ndarray, np.ndarray] | str:
+    """(LP optimum, column values, row duals), or why not: "infeasible" or "stopped"."""
+    highs = _highs_arrays(model.col_cost, model.col_lower, model.col_upper, np.zeros(model.n_cols, dtype=bool),
+                          model.matrix, model.row_lower, model.row_upper, gap=0.0, time_limit=time_limit, threads=None)
+    status = highs.getModelStatus()
+    if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+        return "infeasible"
+    if status != highspy.HighsModelStatus.kOptimal:
+        return "stopped"
+    solution = highs.getSolution()
+    return (float(highs.getInfo().objective_function_value), np.asarray(solution.col_value),
+            np.asarray(solution.row_dual))
+
+
+def fix_horizon_columns(model: LinearModel, lp_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds with the horizon-wide integer decisions fixed from the LP: reservations rounded up
+    (never fewer chips than the LP held), each single-site run's most used site, and each gang
+    run's most chosen start (a priced gang run the LP runs less than half is skipped)."""
+    lower, upper = model.col_lower.copy(), model.col_upper.copy()
+    reserved = model.variables.get("reserved_blocks")
+    if reserved is not None and reserved.size:
+        value = np.minimum(np.ceil(lp_values[reserved.slice] - 1e-6), upper[reserved.slice])
+        lower[reserved.slice] = upper[reserved.slice] = np.maximum(value, lower[reserved.slice])
+
+    def pick_one(fam, w, run: bool) -> None:
+        members = fam.start + np.nonzero(fam.coords[0] == w)[0]
+        lower[members] = upper[members] = 0.0
+        if run:
+            best = members[np.argmax(lp_values[members])]
+            lower[best] = upper[best] = 1.0
+
+    choice = model.variables.get("site_choice")
+    if choice is not None:
+        for w in np.unique(choice.coords[0]):
+            pick_one(choice, w, run=True)
+    starts, skipped = model.variables.get("gang_start"), model.variables.get("gang_skipped")
+    skip_column = {} if skipped is None else {int(w): skipped.start + k for k, w in enumerate(skipped.coords[0])}
+    if starts is not None:
+        for w in np.unique(starts.coords[0]):
+            run = int(w) not in skip_column or lp_values[starts.slice][starts.coords[0] == w].sum() >= 0.5
+            pick_one(starts, w, run)
+            if int(w) in skip_column:
+                lower[skip_column[int(w)]] = upper[skip_column[int(w)]] = 0.0 if run else 1.0
+    for w, column in skip_column.items():  # a priced gang run with no start at all
+        if starts is None or not np.any(starts.coords[0] == w):
+            lower[column] = upper[column] = 1.0
+    return lower, upper
+
+
+def solve_hours_fixed(model: LinearModel, split: HourSplit, lower: np.ndarray, upper: np.ndarray, gap: float,
+                      deadline: float, workers: int = 1) -> np.ndarray | None:
+    """With every coupling column fixed (lower == upper), the rest falls apart by hour: solve each
+    hour's MILP on its own; None if an hour has no plan (or time runs out)."""
+    free = lower < upper
+    csr = model.matrix.tocsr()
+    values = np.where(free, 0.0, lower)
+    fixed_activity = csr @ values
+    row_of = np.repeat(np.arange(model.n_rows), np.diff(csr.indptr))
+    hours = np.where(free[csr.indices], split.col_hour[csr.indices], np.iinfo(np.int64).min)
+    live = hours != np.iinfo(np.int64).min
+    low = np.full(model.n_rows, np.iinfo(np.int64).max)
+    high = np.full(model.n_rows, np.iinfo(np.int64).min)
+    np.minimum.at(low, row_of[live], hours[live])
+    np.maximum.at(high, row_of[live], hours[live])
+    if np.any(free & (split.col_hour < 0)) or np.any((low != high) & (high != np.iinfo(np.int64).min)):
+        raise ValueError("solve_hours_fixed needs every column that couples hours fixed")
+    row_hour = np.where(low == high, low, -1)
+    # Rows with no free column are not this function's: the caller checks the plan as a whole.
+    col_order = np.argsort(np.where(free, split.col_hour, -1), kind="stable")
+    col_keys = np.where(free, split.col_hour, -1)[col_order]
+    row_order = np.argsort(row_hour, kind="stable")
+    row_keys = row_hour[row_order]
+    hours = np.unique(split.col_hour[free]).tolist()
+    # Each hour's share of half the time left: hours stopped early keep their best plan.
+    share = max(0.5 * (deadline - time.perf_counter()) * workers / max(len(hours), 1), 0.05)
+
+    def one_hour(hour: int) -> bool:
+        remaining = min(deadline - time.perf_counter(), share)
+        if remaining <= 0:
+            return False
+        cols = col_order[np.searchsorted(col_keys, hour, "left"):np.searchsorted(col_keys, hour, "right")]
+        rows = row_order[np.searchsorted(row_keys, hour, "left"):np.searchsorted(row_keys, hour, "right")]
+        highs = _highs_arrays(
+            model.col_cost[cols], lower[cols], upper[cols], model.col_integer[cols], csr[rows][:, cols],
+            model.row_lower[rows] - fixed_activity[rows], model.row_upper[rows] - fixed_activity[rows],
+            gap=gap, time_limit=remaining,
+        )
+        if highs.getInfo().primal_solution_status != 2:  # no feasible plan for this hour
+            return False
+        values[cols] = np.asarray(highs.getSolution().col_value)  # hours write disjoint columns
+        return True
+
+    # HiGHS releases the GIL while it solves, so threads run the hours in parallel.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        solved = list(pool.map(one_hour, hours))
+    return values if all(solved) else None
+
+
+def _hour_coupling_columns(model: LinearModel, split: HourSplit, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Free hour columns in rows that still couple hours once the horizon columns are fixed
+    (training work: one run's blocks over many hours)."""
+    free = lower < upper
+    csr = model.matrix.tocsr()
+    row_of = np.repeat(np.arange(model.n_rows), np.diff(csr.indptr))
+    hours = np.where(free[csr.indices] & (split.col_hour[csr.indices] >= 0), split.col_hour[csr.indices], -1)
+    live = hours >= 0
+    low = np.full(model.n_rows, np.iinfo(np.int64).max)
+    high = np.full(model.n_rows, -1, dtype=np.int64)
+    np.minimum.at(low, row_of[live], hours[live])
+    np.maximum.at(high, row_of[live], hours[live])
+    coupling_rows = (high >= 0) & (low != high)
+    columns = np.zeros(model.n_cols, dtype=bool)
+    columns[csr.indices[live & coupling_rows[row_of]]] = True
+    return columns
+
+
+@dataclass
+class DecomposedOutcome:
+    """What the decomposition found: a plan (column values) with its cost, and a valid bound."""
+
+    values: np.ndarray | None
+    objective: float | None
+    bound: float | None
+    notes: dict
+
+
+def heuristic_plan(model: LinearModel, lp_values: np.ndarray, split: HourSplit, deadline: float,
+                   hour_gap: float = 1e-3, workers: int = 1) -> tuple[np.ndarray | None, dict]:
+    """A plan from the LP: fix the horizon-wide decisions (:func:`fix_horizon_columns`) and the
+    training blocks at the LP's values rounded down, solve each hour's MILP on its own, then
+    re-solve the training blocks (and shortfall) with every hour's other allocations fixed."""
+    notes: dict = {}
+    lower, upper = fix_horizon_columns(model, lp_values)
+    training = _hour_coupling_columns(model, split, lower, upper)
+    stage1_lower, stage1_upper = lower.copy(), upper.copy()
+    stage1_lower[training] = stage1_upper[training] = np.clip(np.floor(lp_values[training] + 1e-6),
+                                                              lower[training], upper[training])
+    # Horizon-wide continuous columns (training shortfall) at their most: the training rows hold.
+    horizon_free = (stage1_lower < stage1_upper) & (split.col_hour < 0)
+    stage1_lower[horizon_free] = stage1_upper[horizon_free]
+    started = time.perf_counter()
+    hourly = solve_hours_fixed(model, split, stage1_lower, stage1_upper, hour_gap, deadline, workers)
+    notes["hours_seconds"] = round(time.perf_counter() - started, 3)
+    if hourly is None:
+        notes["heuristic"] = "an hour had no plan with the LP's horizon-wide choices fixed"
+        return None, notes
+    # Stage 2: everything but the training blocks and the shortfall fixed at stage 1's plan.
+    stage2_lower, stage2_upper = lower.copy(), upper.copy()
+    keep = ~training & ~horizon_free
+    stage2_lower[keep] = stage2_upper[keep] = hourly[keep]
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        return hourly, notes
+    started = time.perf_counter()
+    highs = _highs_arrays(model.col_cost, stage2_lower, stage2_upper, model.col_integer, model.matrix,
+                          model.row_lower, model.row_upper, gap=hour_gap, time_limit=remaining, threads=None)
+    notes["training_seconds"] = round(time.perf_counter() - started, 3)
+    plans = [hourly]
+    if highs.getInfo().primal_solution_status == 2:
+        plans.insert(0, np.asarray(highs.getSolution().col_value))
+    plans = [plan for plan in plans if is_feasible(model, plan)]
+    if not plans:
+        notes["heuristic"] = "the training re-solve found no plan beside the hours' allocations"
+        return None, notes
+    return min(plans, key=lambda plan: float(model.col_cost @ plan)), notes
+
+
+def is_feasible(model: LinearModel, values: np.ndarray) -> bool:
+    """Every row and bound holds within the checker's slack (1e-6 absolute + 1e-7 of the limit),
+    and integer columns are whole."""
+    activity = model.matrix @ values
+    low = np.where(np.isfinite(model.row_lower), model.row_lower, 0.0)
+    high = np.where(np.isfinite(model.row_upper), model.row_upper, 0.0)
+    rows_ok = np.all(activity >= model.row_lower - (1e-6 + 1e-7 * np.abs(low))) and np.all(
+        activity <= model.row_upper + (1e-6 + 1e-7 * np.abs(high)))
+    tolerance = 1e-6
+    bounds_ok = np.all(values >= model.col_lower - tolerance) and np.all(values <= model.col_upper + tolerance)
+    whole = np.all(np.abs(values[model.col_integer] - np.rint(values[model.col_integer])) <= 1e-6)
+    return bool(rows_ok and bounds_ok and whole)
+
+
+def solve_decomposed(model: LinearModel, *, time_limit_s: float | None, mip_rel_gap: float, threads: int | None,
+                     random_seed: int, progress=None) -> DecomposedOutcome:
+    """LP relaxation -> hour-by-hour heuristic plan -> Lagrangian bound -> (if the gap is still
+    above ``mip_rel_gap``) the full MILP warm-started from the plan, stopped as soon as its
+    incumbent is within the gap of the best bound known.  Every bound reported is valid."""
+    started = time.perf_counter()
+    deadline = started + (time_limit_s if time_limit_s is not None else 1e9)
+
+    def elapsed() -> float:
+        return time.perf_counter() - started
+
+    def record(objective, bound) -> None:
+        if progress is not None:
+            progress.record(elapsed(), objective, bound)
+
+    notes: dict = {}
+    relaxed = lp_relaxation(model, deadline - time.perf_counter())
+    notes["lp_seconds"] = round(elapsed(), 3)
+    if relaxed == "infeasible":
+        return DecomposedOutcome(None, None, None, {**notes, "lp": "infeasible"})
+    if isinstance(relaxed, str):
+        return DecomposedOutcome(None, None, None, {**notes, "lp_stopped": "the LP relaxation did not finish in time"})
+    lp_value, lp_values, duals = relaxed
+    bound = lp_value
+    record(None, bound)
+    split = split_by_hour(model)
+    workers = threads or os.cpu_count() or 1
+    values, heuristic_notes = heuristic_plan(model, lp_values, split, deadline, workers=workers)
+    notes.update(heuristic_notes)
+    objective = None if values is None else float(model.col_cost @ values)
+    notes["heuristic_seconds"] = round(elapsed(), 3)
+    record(objective, bound)
+
+    def gap_now() -> float:
+        if objective is None:
+            return float("inf")
+        return max(objective - bound, 0.0) / max(abs(objective), 1e-12)
+
+    hour_count = len(np.unique(split.col_hour))
+    enough_time = deadline - time.perf_counter() >= 4 * 0.05 * hour_count / workers
+    if gap_now() > mip_rel_gap and enough_time and model.n_cols >= LAGRANGIAN_MIN_COLUMNS:
+        # Each hour gets its share of half the time left, so every hour is solved (a valid bound
+        # needs all of them; one stopped early still gives its dual bound).
+        lagrange = lagrangian_bound(model, duals, split, time_limit_s=0.5 * (deadline - time.perf_counter()),
+                                    workers=workers)
+        notes["lagrangian_bound"] = lagrange.bound
+        notes["lagrangian_seconds"] = round(lagrange.seconds, 3)
+        if np.isfinite(lagrange.bound) and lagrange.bound > bound:
+            bound = lagrange.bound
+            record(objective, bound)
+    if gap_now() > mip_rel_gap and time.perf_counter() < deadline:
+        values, objective, bound = _polish(model, values, objective, bound, deadline, mip_rel_gap, threads,
+                                           random_seed, record, notes)
+    notes["seconds"] = round(elapsed(), 3)
+    return DecomposedOutcome(values, objective, bound, notes)
+
+
+def _polish(model, values, objective, bound, deadline, mip_rel_gap, threads, random_seed, record, notes):
+    """The full MILP from the heuristic plan, interrupted once within the gap of the best bound."""
+    from optimizer.backends.highs import _load
+
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("mip_rel_gap", mip_rel_gap)
+    highs.setOptionValue("random_seed", int(random_seed))
+    _strict(highs)
+    highs.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
+    if threads is not None:
+        highs.setOptionValue("threads", int(threads))
+    _load(highs, model)
+    if values is not None:
+        start = highspy.HighsSolution()
+        start.col_value = list(values)
+        start.value_valid = True
+        highs.setSolution(start)
+    known = [bound]
+
+    def interrupt(event) -> None:
+        out = event.data_out
+        incumbent, own_bound = out.mip_primal_bound, out.mip_dual_bound
+        best = max(known[0], own_bound if np.isfinite(own_bound) else -np.inf)
+        if np.isfinite(incumbent):
+            record(incumbent, best)
+            if (incumbent - best) / max(abs(incumbent), 1e-12) <= mip_rel_gap:
+                event.data_in.user_interrupt = True
+        if time.perf_counter() > deadline:  # HiGHS can run well past its own time_limit on big models
+            event.data_in.user_interrupt = True
+
+    highs.cbMipInterrupt.subscribe(interrupt)
+    started = time.perf_counter()
+    highs.run()
+    notes["polish_seconds"] = round(time.perf_counter() - started, 3)
+    info = highs.getInfo()
+    own_bound = float(info.mip_dual_bound)
+    if np.isfinite(own_bound):
+        bound = max(bound, own_bound)
+    if info.primal_solution_status == 2:
+        candidate = np.asarray(highs.getSolution().col_value)
+        cost = float(model.col_cost @ candidate)
+        if (objective is None or cost < objective) and is_feasible(model, candidate):
+            values, objective = candidate, cost
+        elif not is_feasible(model, candidate):
+            notes["polish_plan_rejected"] = "HiGHS's plan broke a row by more than the checker allows"
+    notes["polish_status"] = highs.modelStatusToString(highs.getModelStatus())
+    if highs.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+        notes["infeasible"] = True  # the LP has a plan, whole blocks do not
+    return values, objective, bound

@@ -18,6 +18,14 @@ class SolveOptions(BaseModel):
     engine: Engine = Field(
         default="highs", description="highs (highspy, default) | pulp-cbc | pulp-highs | cpsat (OR-Tools CP-SAT)."
     )
+    method: Literal["direct", "decompose"] = Field(
+        default="direct",
+        description=(
+            "direct: the whole MILP to the solver.  decompose (HiGHS only): LP relaxation, an "
+            "hour-by-hour plan, a Lagrangian bound that keeps each hour's integrality, then the "
+            "MILP warm-started from that plan (see docs/performance.md)."
+        ),
+    )
     time_limit_s: float | None = Field(default=None, gt=0, description="Wall-clock limit for the solver, s.")
     mip_rel_gap: float = Field(
         default=1e-3,

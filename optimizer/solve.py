@@ -69,6 +69,9 @@ def solve(
     options = options or SolveOptions()
     if overrides:
         options = SolveOptions.model_validate({**options.model_dump(), **overrides})
+    if options.method == "decompose" and options.engine != "highs":
+        raise InputError("options", [FieldError("method", f"decompose runs on the highs engine, not {options.engine}",
+                                                "use --engine highs with --method decompose")])
     started = time.perf_counter()
     data = build_model_data(instance)
     fixed = fixed_reserved_blocks(data, fixed_reservations) if fixed_reservations else None

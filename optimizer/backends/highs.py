@@ -123,6 +123,10 @@ class HighsBackend(Backend):
     name = "highs"
 
     def _solve(self, model: LinearModel, options: SolveOptions, progress: Progress | None) -> SolveResult:
+        if options.method == "decompose" and model.is_mip:
+            result = self._solve_decomposed(model, options, progress)
+            if result is not None:
+                return result
         highs = highspy.Highs()
         highs.setOptionValue("output_flag", bool(options.verbose))
         highs.setOptionValue("mip_rel_gap", float(options.mip_rel_gap))
@@ -140,3 +144,31 @@ class HighsBackend(Backend):
         status, objective, bound, words = read_highs_outcome(highs, model.is_mip)
         values = np.asarray(highs.getSolution().col_value, dtype=float) if status.has_plan else None
         return SolveResult(status, objective, bound, values, seconds, f"HiGHS: {words}")
+
+    def _solve_decomposed(self, model: LinearModel, options: SolveOptions, progress: Progress | None) -> SolveResult | None:
+        """The decomposed solve (optimizer/decompose.py); None when its LP relaxation does not
+        solve (infeasible, say), so the direct solve can say why."""
+        from optimizer.decompose import solve_decomposed
+
+        started = time.perf_counter()
+        outcome = solve_decomposed(
+            model, time_limit_s=options.time_limit_s, mip_rel_gap=options.mip_rel_gap, threads=options.threads,
+            random_seed=options.random_seed, progress=progress,
+        )
+        seconds = time.perf_counter() - started
+        if "lp" in outcome.notes or outcome.notes.get("infeasible"):
+            return None  # the direct solve proves (or explains) it
+        extra = {"decompose": outcome.notes}
+        from optimizer.decompose import is_feasible
+
+        if outcome.values is not None and not is_feasible(model, outcome.values):
+            raise SolverError("the decomposed solve produced a plan that breaks a row; please report this instance")
+        if outcome.values is None:
+            return SolveResult(SolveStatus.NO_SOLUTION, None, outcome.bound, None, seconds, "decompose: no plan", extra)
+        result = SolveResult(SolveStatus.FEASIBLE, outcome.objective, outcome.bound, outcome.values, seconds,
+                             "decompose", extra)
+        if result.gap is not None and result.gap <= options.mip_rel_gap:
+            return SolveResult(SolveStatus.OPTIMAL, outcome.objective, outcome.bound, outcome.values, seconds,
+                               "decompose: within the gap", extra)
+        return SolveResult(SolveStatus.FEASIBLE, outcome.objective, outcome.bound, outcome.values, seconds,
+                           "decompose: time limit", extra)
