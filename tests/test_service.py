@@ -262,6 +262,8 @@ def test_other_error_statuses(server):
     assert request(server, "GET", "/v1/solves/no-such-job")[0] == 404
     assert request(server, "DELETE", "/v1/solves/no-such-job")[0] == 404
     assert request(server, "GET", "/v1/solves/no-such-job/plan")[0] == 404
+    status, error, _ = request(server, "GET", "/v1/solves/no-such-job/plan/secrets.txt")
+    assert status == 422 and error["detail"][0]["path"] == "path.file"
 
 
 def test_validate_health_and_openapi(server):
