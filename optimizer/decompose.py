@@ -28,6 +28,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
+from optimizer.backends.highs import _load, pass_arrays
 from optimizer.model import LinearModel
 
 #: Below this many columns the full MILP's root bound (with HiGHS's cuts) beats the Lagrangian
@@ -58,15 +59,35 @@ class HourSplit:
         return self.row_hour == -2
 
 
+_NO_HOUR = np.iinfo(np.int64).min
+
+
+def _row_hour_span(csr: sp.csr_matrix, entry_hour: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per row, the least and the greatest hour of its ``live`` entries (``high`` is _NO_HOUR for a
+    row with none), and each entry's row."""
+    row_of = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    low = np.full(csr.shape[0], np.iinfo(np.int64).max)
+    high = np.full(csr.shape[0], _NO_HOUR)
+    np.minimum.at(low, row_of[live], entry_hour[live])
+    np.maximum.at(high, row_of[live], entry_hour[live])
+    return low, high, row_of
+
+
+class _Groups:
+    """Indices grouped by an integer key: ``groups[key]`` is the indices with that key, in order."""
+
+    def __init__(self, keys: np.ndarray):
+        self.order = np.argsort(keys, kind="stable")
+        self.sorted = keys[self.order]
+
+    def __getitem__(self, key: int) -> np.ndarray:
+        return self.order[np.searchsorted(self.sorted, key, "left"):np.searchsorted(self.sorted, key, "right")]
+
+
 def split_by_hour(model: LinearModel) -> HourSplit:
     col_hour = column_hours(model)
     csr = model.matrix.tocsr()
-    row_of = np.repeat(np.arange(model.n_rows), np.diff(csr.indptr))
-    hours_in_row = col_hour[csr.indices]
-    low = np.full(model.n_rows, np.iinfo(np.int64).max)
-    high = np.full(model.n_rows, -2, dtype=np.int64)
-    np.minimum.at(low, row_of, hours_in_row)
-    np.maximum.at(high, row_of, hours_in_row)
+    low, high, _ = _row_hour_span(csr, col_hour[csr.indices], np.ones(csr.nnz, dtype=bool))
     row_hour = np.where(low == high, high, -2)  # one hour (or -1: horizon columns only), else coupling
     row_hour[np.diff(csr.indptr) == 0] = -1  # empty rows: horizon-only (they hold no column)
     return HourSplit(col_hour, row_hour)
@@ -111,16 +132,12 @@ def lagrangian_bound(model: LinearModel, row_duals: np.ndarray, split: HourSplit
     csr = model.matrix.tocsr()
     reduced = model.col_cost - csr.T @ y
 
-    col_order = np.argsort(split.col_hour, kind="stable")
-    col_hours_sorted = split.col_hour[col_order]
-    row_order = np.argsort(split.row_hour, kind="stable")
-    row_hours_sorted = split.row_hour[row_order]
+    columns_of, rows_of = _Groups(split.col_hour), _Groups(split.row_hour)
     groups = np.unique(split.col_hour).tolist()
     per_hour = None if time_limit_s is None else max(time_limit_s * workers / max(len(groups), 1), 0.05)
 
     def one_hour(hour: int) -> float:
-        cols = col_order[np.searchsorted(col_hours_sorted, hour, "left"):np.searchsorted(col_hours_sorted, hour, "right")]
-        rows = row_order[np.searchsorted(row_hours_sorted, hour, "left"):np.searchsorted(row_hours_sorted, hour, "right")]
+        cols, rows = columns_of[hour], rows_of[hour]
         return _solve_small(
             reduced[cols], model.col_lower[cols], model.col_upper[cols], model.col_integer[cols],
             csr[rows][:, cols], model.row_lower[rows], model.row_upper[rows], per_hour,
@@ -151,12 +168,7 @@ def _highs_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, *, 
         highs.setOptionValue("threads", threads)
     if time_limit is not None:
         highs.setOptionValue("time_limit", max(float(time_limit), 0.01))
-    csc = matrix.tocsc()
-    highs.passModel(
-        len(cost), len(row_lower), int(csc.nnz), int(highspy.MatrixFormat.kColwise), int(highspy.ObjSense.kMinimize),
-        0.0, cost, lower, upper, row_lower, row_upper, csc.indptr.astype(np.int32), csc.indices.astype(np.int32),
-        csc.data, integer.astype(np.int32),
-    )
+    pass_arrays(highs, cost, lower, upper, integer, matrix, row_lower, row_upper)
     highs.run()
     return highs
 
@@ -218,21 +230,11 @@ def solve_hours_fixed(model: LinearModel, split: HourSplit, lower: np.ndarray, u
     csr = model.matrix.tocsr()
     values = np.where(free, 0.0, lower)
     fixed_activity = csr @ values
-    row_of = np.repeat(np.arange(model.n_rows), np.diff(csr.indptr))
-    hours = np.where(free[csr.indices], split.col_hour[csr.indices], np.iinfo(np.int64).min)
-    live = hours != np.iinfo(np.int64).min
-    low = np.full(model.n_rows, np.iinfo(np.int64).max)
-    high = np.full(model.n_rows, np.iinfo(np.int64).min)
-    np.minimum.at(low, row_of[live], hours[live])
-    np.maximum.at(high, row_of[live], hours[live])
-    if np.any(free & (split.col_hour < 0)) or np.any((low != high) & (high != np.iinfo(np.int64).min)):
+    low, high, _ = _row_hour_span(csr, split.col_hour[csr.indices], free[csr.indices])
+    if np.any(free & (split.col_hour < 0)) or np.any((low != high) & (high != _NO_HOUR)):
         raise ValueError("solve_hours_fixed needs every column that couples hours fixed")
-    row_hour = np.where(low == high, low, -1)
     # Rows with no free column are not this function's: the caller checks the plan as a whole.
-    col_order = np.argsort(np.where(free, split.col_hour, -1), kind="stable")
-    col_keys = np.where(free, split.col_hour, -1)[col_order]
-    row_order = np.argsort(row_hour, kind="stable")
-    row_keys = row_hour[row_order]
+    columns_of, rows_of = _Groups(np.where(free, split.col_hour, -1)), _Groups(np.where(low == high, low, -1))
     hours = np.unique(split.col_hour[free]).tolist()
     # Each hour's share of half the time left: hours stopped early keep their best plan.
     share = max(0.5 * (deadline - time.perf_counter()) * workers / max(len(hours), 1), 0.05)
@@ -241,8 +243,7 @@ def solve_hours_fixed(model: LinearModel, split: HourSplit, lower: np.ndarray, u
         remaining = min(deadline - time.perf_counter(), share)
         if remaining <= 0:
             return False
-        cols = col_order[np.searchsorted(col_keys, hour, "left"):np.searchsorted(col_keys, hour, "right")]
-        rows = row_order[np.searchsorted(row_keys, hour, "left"):np.searchsorted(row_keys, hour, "right")]
+        cols, rows = columns_of[hour], rows_of[hour]
         highs = _highs_arrays(
             model.col_cost[cols], lower[cols], upper[cols], model.col_integer[cols], csr[rows][:, cols],
             model.row_lower[rows] - fixed_activity[rows], model.row_upper[rows] - fixed_activity[rows],
@@ -264,14 +265,10 @@ def _hour_coupling_columns(model: LinearModel, split: HourSplit, lower: np.ndarr
     (training work: one run's blocks over many hours)."""
     free = lower < upper
     csr = model.matrix.tocsr()
-    row_of = np.repeat(np.arange(model.n_rows), np.diff(csr.indptr))
-    hours = np.where(free[csr.indices] & (split.col_hour[csr.indices] >= 0), split.col_hour[csr.indices], -1)
-    live = hours >= 0
-    low = np.full(model.n_rows, np.iinfo(np.int64).max)
-    high = np.full(model.n_rows, -1, dtype=np.int64)
-    np.minimum.at(low, row_of[live], hours[live])
-    np.maximum.at(high, row_of[live], hours[live])
-    coupling_rows = (high >= 0) & (low != high)
+    hours = split.col_hour[csr.indices]
+    live = free[csr.indices] & (hours >= 0)
+    low, high, row_of = _row_hour_span(csr, hours, live)
+    coupling_rows = (high != _NO_HOUR) & (low != high)
     columns = np.zeros(model.n_cols, dtype=bool)
     columns[csr.indices[live & coupling_rows[row_of]]] = True
     return columns
@@ -401,8 +398,6 @@ def solve_decomposed(model: LinearModel, *, time_limit_s: float | None, mip_rel_
 
 def _polish(model, values, objective, bound, deadline, mip_rel_gap, threads, random_seed, record, notes):
     """The full MILP from the heuristic plan, interrupted once within the gap of the best bound."""
-    from optimizer.backends.highs import _load
-
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("mip_rel_gap", mip_rel_gap)

@@ -453,20 +453,20 @@ def gang_cumulatives(data: ModelData, model: LinearModel) -> list[Cumulative]:
         span_hours = np.unique(data.gang_spans(options)[1])
         k = np.nonzero((data.alloc_pool == p) & np.isin(data.alloc_hour, span_hours))[0]
         (w_of,), choice = _group(data.gang_workload[options])
-        columns = tuple(starts.start + options[choice == c] for c in range(len(w_of)))
-        first = [options[choice == c][0] for c in range(len(w_of))]
+        per_run = [options[choice == c] for c in range(len(w_of))]  # one interval choice per gang run
+        first = [run[0] for run in per_run]
+        family = "reserved_capacity" if data.pool_reserved[p] else "pool_capacity"
         capacity_column = -1
         if data.pool_reserved[p]:
             capacity_column = int(reserved.start + np.nonzero(reserved.coords[0] == p)[0][0])
         out.append(
             Cumulative(
-                name="reserved_capacity" if data.pool_reserved[p] else "pool_capacity",
-                label=f"{'reserved_capacity' if data.pool_reserved[p] else 'pool_capacity'}[{data.pool_ids[p]}]",
+                label=f"{family}[{data.pool_ids[p]}]",
                 hourly_hour=data.alloc_hour[k],
                 hourly_column=blocks.start + k,
                 hourly_coefficient=np.ones(len(k)),
-                interval_columns=columns,
-                interval_starts=tuple(data.gang_start[options[choice == c]] for c in range(len(w_of))),
+                interval_columns=tuple(starts.start + run for run in per_run),
+                interval_starts=tuple(data.gang_start[run] for run in per_run),
                 interval_duration=data.gang_duration[first],
                 interval_demand=data.gang_blocks[first].astype(float),
                 capacity=(

@@ -47,12 +47,11 @@ class Cumulative:
     that column's value in every hour).  Hourly terms use ``coefficient * x[column]`` units in
     their hour; each interval choice ``i`` is a set of 0/1 start columns, at most one of which
     is 1, and takes ``interval_demand[i]`` units in every hour of ``[start, start +
-    interval_duration[i])``.  The same limits are in the model's rows (``name`` is their
-    family), so a backend that does not schedule may ignore this.
+    interval_duration[i])``.  The same limits are in the model's rows (the family ``label``
+    names), so a backend that does not schedule may ignore this.
     """
 
-    name: str
-    label: str  # e.g. "pool_capacity[aws-h100]"
+    label: str  # e.g. "pool_capacity[aws-h100]": the row family and the pool
     hourly_hour: np.ndarray
     hourly_column: np.ndarray
     hourly_coefficient: np.ndarray

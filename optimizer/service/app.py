@@ -130,18 +130,23 @@ def _fields(data: Any, allowed: set[str], required: set[str]) -> dict[str, Any]:
     return data
 
 
+def _under(field: str, exc: InputError) -> ApiError:
+    """A 422 whose paths start at the body field the document came from (``instance.pools[0]...``)."""
+    return ApiError(422, [FieldError(f"{field}.{e.path}" if e.path else field, e.reason, e.hint) for e in exc.errors])
+
+
 def _instance(data: Any) -> Instance:
     try:
         return instance_from_data(data, source="instance")
     except InputError as exc:
-        raise ApiError(422, [FieldError(f"instance.{e.path}" if e.path else "instance", e.reason, e.hint) for e in exc.errors]) from None
+        raise _under("instance", exc) from None
 
 
 def _options(data: Any, settings: ServiceSettings) -> JobOptions:
     try:
         options = validate_document(JobOptions, {} if data is None else data, source="options")
     except InputError as exc:
-        raise ApiError(422, [FieldError(f"options.{e.path}" if e.path else "options", e.reason, e.hint) for e in exc.errors]) from None
+        raise _under("options", exc) from None
     if options.time_limit_s is not None and options.time_limit_s > settings.max_time_limit_s:
         raise _error(422, "options.time_limit_s", f"{options.time_limit_s:g} s is over this server's limit of "
                      f"{settings.max_time_limit_s:g} s", f"use at most {settings.max_time_limit_s:g}")
