@@ -50,29 +50,40 @@ The model is separable by hour except for what couples hours: reservations, trai
 single-site choices and gang runs (`optimizer/decompose.py`).
 
 1. **LP relaxation** of the whole model (HiGHS): a first valid bound.
-2. **Hour-by-hour plan.** The horizon-wide decisions are fixed from the LP (reservations rounded
-   up, each single-site run's most used site, each gang run's most chosen start), and each training
-   run's blocks at the LP's values rounded down; what is left falls apart by hour, and each hour's
-   MILP (inference in whole blocks within capacity, power and the fixed reservations) is solved on
-   its own, in parallel threads, each with its share of the time. Then the training blocks and
-   shortfall are re-solved with every hour's other allocations fixed. The plan is checked row by
-   row before it is used.
-3. **Lagrangian bound** (models of 500k columns or more, where the full MILP's root is out of
+2. **A rounded plan, in seconds.** The horizon-wide decisions are fixed from the LP (reservations
+   rounded up, each single-site run's most used site, each gang run's most chosen start), each
+   training run's blocks at the LP's values rounded down, and every other block rounded down too;
+   then each demand row still short gets whole blocks on the column that covers it most cheaply
+   while every row that column touches keeps its bounds (or is left to priced unmet demand when
+   that is cheaper), and one LP with every block fixed sets unmet demand and shortfall.
+3. **Hour-by-hour MILPs.** What is left falls apart by hour: each hour's MILP (inference in whole
+   blocks within capacity, power and the fixed reservations) is solved on its own, in parallel
+   threads, the hours where rounding paid most above the LP first, each with up to 2 s, for half
+   of the time left; an hour not reached, or not improved, keeps its rounded values. Then the
+   training blocks and shortfall are re-solved with every hour's other allocations fixed. Every
+   plan is checked row by row before it is used.
+4. **Lagrangian bound** (models of 500k columns or more, where the full MILP's root is out of
    reach): every row that couples hours is dualized with the LP's duals, and each hour's MILP, with
    its integrality, is solved for its dual bound; the sum is a valid lower bound at least as good as
    the LP's when the hours are solved to optimality. On smaller models HiGHS's root bound with its
    cuts is stronger, so this step is skipped.
-4. **Warm-started MILP.** If the gap is still above the target, the full MILP starts from the
+5. **Warm-started MILP.** If the gap is still above the target, the full MILP starts from the
    hour-by-hour plan and is interrupted as soon as its incumbent is within the target of the best
-   bound known (its own or the Lagrangian's), or at the time limit.
+   bound known (its own or the Lagrangian's), or at the time limit. HiGHS cannot be interrupted
+   while it loads and presolves the whole model, which takes about as long as the LP did, so this
+   step is skipped when less than twice the LP's time is left.
+6. **Settling.** The plan's blocks fixed, one LP sets unmet demand and shortfall at their least (a
+   solve stopped early can leave them higher than they need be; the checker recomputes them).
 
 The plan returned is the cheapest found, its cost re-evaluated from its values, and the bound is
 the best valid one; the gap is honest whichever step ended the solve. Every HiGHS solve inside the
 decomposition runs with 1e-9 feasibility tolerances, and every plan is checked row by row with the
-checker's own slack before it is kept. (In an earlier run of this benchmark one decomposed plan of
-L failed the checker, which caught it; which row it broke was not recorded. HiGHS accepts rows
-broken by up to 1e-6 after its own scaling, which can be more than the checker's slack; that is
-the suspected cause, and what the tighter tolerances and the row check guard against.)"""
+checker's own slack before it is kept. The checker caught two kinds of wrong plan on L while this
+was built: a plan whose summary cost was above the cost of its own files (unmet demand left
+higher than its blocks needed by a solve stopped early: what step 6 is for), and, in an earlier
+run, a failure whose message was not kept. That one was put down to a row broken by more than the
+checker's slack (HiGHS accepts 1e-6 after its own scaling), hence the tighter tolerances and the
+row check; it may as well have been the first kind."""
 
 GROUPS = {"S": ["S"], "M": ["M"], "weeks": ["default", "frontier-lab-week", "power-capped-campus"], "L": ["L"],
           "fleet-year": ["fleet-year"]}
@@ -113,6 +124,9 @@ def run_one(name: str, method: str, time_limit: float, gap: float) -> dict:
         "time_to_0.1pct_s": progress.time_to_gap(0.001),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
         "checker_ok": checked,
+        # The decomposition's own account of its steps (seconds per step, the rounded plan's cost,
+        # why a step gave up), so a missing plan says where the time went.
+        "steps": json.dumps(plan.details.get("solver", {}).get("decompose", {}), sort_keys=True),
     }
 
 
@@ -143,13 +157,17 @@ def write_doc(rows: list[dict], meta: dict) -> None:
             if r is None:
                 continue
             target = f"{100 * gap:g}% in {seconds} s"
+            if r.get("columns") is None:  # killed or failed: nothing was measured
+                lines.append(f"| {name} | - | {method} | - | - | - | - | - | {r['status']} ({limit:g} s) | - | "
+                             f"{target}: not met |")
+                continue
             reached = r["time_to_1pct_s"] if gap >= 0.01 else r["time_to_0.1pct_s"]
             met = "met" if reached is not None and reached <= seconds else "not met"
             end_gap = "-" if r["gap"] is None else f"{100 * r['gap']:.3f}%"
             lines.append(
-                f"| {name} | {r['columns']:,} | {method} | {r['build_seconds']:.2f} s | {_fmt(r['time_to_first_plan_s'])} | "
-                f"{_fmt(r['time_to_1pct_s'])} | {_fmt(r['time_to_0.1pct_s'])} | {end_gap} | {r['status']} ({limit:g} s) | "
-                f"{r['peak_rss_gb']:.2f} GB | {target}: {met} |"
+                f"| {name} | {int(r['columns']):,} | {method} | {r['build_seconds']:.2f} s | "
+                f"{_fmt(r['time_to_first_plan_s'])} | {_fmt(r['time_to_1pct_s'])} | {_fmt(r['time_to_0.1pct_s'])} | "
+                f"{end_gap} | {r['status']} ({limit:g} s) | {r['peak_rss_gb']:.2f} GB | {target}: {met} |"
             )
     lines += ["", "## Ratios (direct / decompose, same instance, same run)", ""]
     for name in CASES:
@@ -159,13 +177,14 @@ def write_doc(rows: list[dict], meta: dict) -> None:
         parts = []
         for key, label in (("time_to_first_plan_s", "time to first plan"), ("time_to_1pct_s", "time to 1%"),
                            ("time_to_0.1pct_s", "time to 0.1%")):
+            a.setdefault(key, None), b.setdefault(key, None)
             if a[key] is not None and b[key] is not None and b[key] > 0:
                 parts.append(f"{label} x{a[key] / b[key]:.2f}")
             elif b[key] is not None and a[key] is None:
                 parts.append(f"{label}: only decompose reached it")
             elif a[key] is not None and b[key] is None:
                 parts.append(f"{label}: only direct reached it")
-        if a["gap"] is not None and b["gap"] is not None:
+        if a.get("gap") is not None and b.get("gap") is not None:
             parts.append(f"final gap {100 * a['gap']:.3f}% vs {100 * b['gap']:.3f}%")
         lines.append(f"- {name}: " + ("; ".join(parts) if parts else "nothing to compare"))
     if meta.get("notes"):
@@ -198,23 +217,39 @@ def main(argv: list[str] | None = None) -> int:
         write_doc(frame.astype(object).where(frame.notna(), None).to_dict("records"),
                   json.loads((RESULTS / "perf.run.json").read_text()))
         return 0
+    # Rows of instances not re-run now are kept (with their own run date); an instance re-run here
+    # replaces both its rows, so the two methods of one instance always come from the same run.
     rows = []
+    if CSV.exists():
+        kept = pd.read_csv(CSV)
+        rows = kept.astype(object).where(kept.notna(), None).to_dict("records")
+    meta = {**json.loads((RESULTS / "perf.run.json").read_text()), **meta} if (RESULTS / "perf.run.json").exists() else meta
     for group in args.sizes.split(","):
         for name in GROUPS[group]:
+            rows = [row for row in rows if row["instance"] != name]
             for method in METHODS:
-                limit = CASES[name][1]
-                result = subprocess.run([sys.executable, __file__, "--one", name, method], capture_output=True,
-                                        text=True, cwd=ROOT, timeout=limit * 3 + 600)
-                if result.returncode != 0:
-                    print(result.stderr, file=sys.stderr)
-                    continue
-                row = json.loads(result.stdout.strip().splitlines()[-1])
-                print(row, file=sys.stderr, flush=True)
-                rows.append(row)
+                rows.append(run_child(name, method))
+                print(rows[-1], file=sys.stderr, flush=True)
                 pd.DataFrame(rows).to_csv(CSV, index=False)
                 (RESULTS / "perf.run.json").write_text(json.dumps(meta, indent=2) + "\n")
                 write_doc(rows, meta)
     return 0
+
+
+def run_child(name: str, method: str) -> dict:
+    """One solve in a child process.  HiGHS can run far past its time limit on the largest models;
+    a child still running 300 s after its limit is killed and recorded as such, not waited for."""
+    limit = CASES[name][1]
+    row = {"instance": name, "method": method, "time_limit_s": limit, "target_gap": CASES[name][2],
+           "run_date": f"{dt.date.today():%Y-%m-%d}"}
+    try:
+        result = subprocess.run([sys.executable, __file__, "--one", name, method], capture_output=True, text=True,
+                                cwd=ROOT, timeout=limit + 300)
+    except subprocess.TimeoutExpired:
+        return {**row, "status": f"killed: no answer {limit + 300} s after the start"}
+    if result.returncode != 0:
+        return {**row, "status": "error: " + result.stderr.strip().splitlines()[-1][:200]}
+    return {**json.loads(result.stdout.strip().splitlines()[-1]), "run_date": row["run_date"]}
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ from optimizer.model import LinearModel
 #: Below this many columns the full MILP's root bound (with HiGHS's cuts) beats the Lagrangian
 #: bound from LP duals in the runs of benchmarks/perf.py, and costs less: skip it.
 LAGRANGIAN_MIN_COLUMNS = 500_000
+#: Most seconds one hour's MILP gets when a rounded plan already covers it (measured: a 40-pool,
+#: 90-workload hour reaches 1% in 0.3 to 1.6 s).
+HOUR_SECONDS = 2.0
 #: Families whose columns belong to one hour (their "hour" coordinate).  Gang starts span hours.
 _HOURLY_EXCLUDED = {"gang_start"}
 
@@ -80,8 +83,19 @@ class _Groups:
         self.order = np.argsort(keys, kind="stable")
         self.sorted = keys[self.order]
 
+    def span(self, key: int) -> slice:
+        """Where the key's indices sit in ``order``."""
+        return slice(np.searchsorted(self.sorted, key, "left"), np.searchsorted(self.sorted, key, "right"))
+
     def __getitem__(self, key: int) -> np.ndarray:
-        return self.order[np.searchsorted(self.sorted, key, "left"):np.searchsorted(self.sorted, key, "right")]
+        return self.order[self.span(key)]
+
+    def submatrices(self, csr: sp.csr_matrix):
+        """``submatrix(rows, key)`` = ``csr[rows][:, self[key]]``, cheaply: the columns are put in
+        group order once, so each group's are a contiguous slice (picking scattered columns of a
+        matrix of millions of columns costs milliseconds each time, with the GIL held)."""
+        grouped = csr[:, self.order]
+        return lambda rows, key: grouped[rows][:, self.span(key)]
 
 
 def split_by_hour(model: LinearModel) -> HourSplit:
@@ -93,10 +107,12 @@ def split_by_hour(model: LinearModel) -> HourSplit:
     return HourSplit(col_hour, row_hour)
 
 
-def _solve_small(cost, lower, upper, integer, matrix: sp.csr_matrix, row_lower, row_upper, time_limit: float | None):
+def _solve_small(cost, lower, upper, integer, matrix: sp.csr_matrix, row_lower, row_upper, time_limit: float | None,
+                 abs_gap: float = 0.0):
     """A small MILP's dual bound (its optimum when solved), with one HiGHS thread."""
-    # Its dual bound is what counts, proven or not: a 1e-4 gap is plenty.
-    highs = _highs_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, gap=1e-4, time_limit=time_limit)
+    # Its dual bound is what counts, proven or not: a 1e-4 gap (or ``abs_gap`` dollars) is plenty.
+    highs = _highs_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, gap=1e-4, time_limit=time_limit,
+                          abs_gap=abs_gap)
     info = highs.getInfo()
     status = highs.getModelStatus()
     if status == highspy.HighsModelStatus.kInfeasible:
@@ -118,9 +134,11 @@ class LagrangianBound:
 
 
 def lagrangian_bound(model: LinearModel, row_duals: np.ndarray, split: HourSplit | None = None,
-                     time_limit_s: float | None = None, workers: int = 1) -> LagrangianBound:
+                     time_limit_s: float | None = None, workers: int = 1, slack_usd: float = 0.0) -> LagrangianBound:
     """L(y) for the given row duals (HiGHS sign convention: >= 0 on a row held at its lower bound,
-    <= 0 at its upper bound); a dual of the wrong sign for a row's finite side counts as 0."""
+    <= 0 at its upper bound); a dual of the wrong sign for a row's finite side counts as 0.
+    ``slack_usd`` is how much of the bound the subproblems may leave unproven in all: each stops
+    once its own gap is within its share (it is their dual bounds that are summed)."""
     started = time.perf_counter()
     split = split or split_by_hour(model)
     coupling = split.coupling
@@ -133,14 +151,16 @@ def lagrangian_bound(model: LinearModel, row_duals: np.ndarray, split: HourSplit
     reduced = model.col_cost - csr.T @ y
 
     columns_of, rows_of = _Groups(split.col_hour), _Groups(split.row_hour)
+    submatrix = columns_of.submatrices(csr)
     groups = np.unique(split.col_hour).tolist()
     per_hour = None if time_limit_s is None else max(time_limit_s * workers / max(len(groups), 1), 0.05)
+    abs_gap = slack_usd / max(len(groups), 1)
 
     def one_hour(hour: int) -> float:
         cols, rows = columns_of[hour], rows_of[hour]
         return _solve_small(
             reduced[cols], model.col_lower[cols], model.col_upper[cols], model.col_integer[cols],
-            csr[rows][:, cols], model.row_lower[rows], model.row_upper[rows], per_hour,
+            submatrix(rows, hour), model.row_lower[rows], model.row_upper[rows], per_hour, abs_gap,
         )
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -159,10 +179,12 @@ def _strict(highs: highspy.Highs) -> None:
 
 
 def _highs_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, *, gap: float, time_limit: float | None,
-                  threads: int | None = 1) -> highspy.Highs:
+                  threads: int | None = 1, abs_gap: float = 0.0) -> highspy.Highs:
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("mip_rel_gap", gap)
+    if abs_gap > 0:
+        highs.setOptionValue("mip_abs_gap", float(abs_gap))
     _strict(highs)
     if threads is not None:
         highs.setOptionValue("threads", threads)
@@ -171,6 +193,13 @@ def _highs_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, *, 
     pass_arrays(highs, cost, lower, upper, integer, matrix, row_lower, row_upper)
     highs.run()
     return highs
+
+
+def _set_start(highs: highspy.Highs, values: np.ndarray) -> None:
+    solution = highspy.HighsSolution()
+    solution.col_value = list(values)
+    solution.value_valid = True
+    highs.setSolution(solution)
 
 
 def lp_relaxation(model: LinearModel, time_limit: float | None) -> tuple[float, np.ndarray, np.ndarray] | str:
@@ -223,9 +252,15 @@ def fix_horizon_columns(model: LinearModel, lp_values: np.ndarray) -> tuple[np.n
 
 
 def solve_hours_fixed(model: LinearModel, split: HourSplit, lower: np.ndarray, upper: np.ndarray, gap: float,
-                      deadline: float, workers: int = 1) -> np.ndarray | None:
+                      deadline: float, workers: int = 1, start: np.ndarray | None = None,
+                      priority: np.ndarray | None = None) -> np.ndarray | None:
     """With every coupling column fixed (lower == upper), the rest falls apart by hour: solve each
-    hour's MILP on its own; None if an hour has no plan (or time runs out)."""
+    hour's MILP on its own; None if an hour has no plan (or time runs out).  With ``start`` (a
+    plan whose hour rows hold within these bounds), an hour keeps the start's values unless its
+    solve finds cheaper ones in its share of the time, and hours are solved in the order of
+    ``priority`` (per column: what the start pays above the LP), most first, so the hours that
+    rounding served worst are improved first when time is short.  (The start is not handed to
+    HiGHS as a MIP start: completing it costs HiGHS more than the hour's own solve, measured.)"""
     free = lower < upper
     csr = model.matrix.tocsr()
     values = np.where(free, 0.0, lower)
@@ -235,29 +270,141 @@ def solve_hours_fixed(model: LinearModel, split: HourSplit, lower: np.ndarray, u
         raise ValueError("solve_hours_fixed needs every column that couples hours fixed")
     # Rows with no free column are not this function's: the caller checks the plan as a whole.
     columns_of, rows_of = _Groups(np.where(free, split.col_hour, -1)), _Groups(np.where(low == high, low, -1))
-    hours = np.unique(split.col_hour[free]).tolist()
-    # Each hour's share of half the time left: hours stopped early keep their best plan.
+    submatrix = columns_of.submatrices(csr)
+    hours = np.unique(split.col_hour[free])
+    if priority is not None:
+        loss = np.bincount(np.searchsorted(hours, split.col_hour[free]), weights=priority[free], minlength=len(hours))
+        hours = hours[np.argsort(-loss, kind="stable")]
+    hours = hours.tolist()
+    # Half the time left is for the hours.  Without a start every hour needs a plan, so each gets
+    # an even share; with one, the hours go in priority order with up to HOUR_SECONDS each (an
+    # even share is too short for a large hour to beat its rounding) until that half is spent.
+    hours_deadline = time.perf_counter() + 0.5 * (deadline - time.perf_counter())
     share = max(0.5 * (deadline - time.perf_counter()) * workers / max(len(hours), 1), 0.05)
+    if start is not None:
+        share, deadline = max(share, HOUR_SECONDS), hours_deadline
 
     def one_hour(hour: int) -> bool:
-        remaining = min(deadline - time.perf_counter(), share)
-        if remaining <= 0:
-            return False
         cols, rows = columns_of[hour], rows_of[hour]
+        remaining = min(deadline - time.perf_counter(), share)
+        if remaining <= (0.05 if start is not None else 0.0):
+            if start is None:
+                return False
+            values[cols] = start[cols]
+            return True
         highs = _highs_arrays(
-            model.col_cost[cols], lower[cols], upper[cols], model.col_integer[cols], csr[rows][:, cols],
+            model.col_cost[cols], lower[cols], upper[cols], model.col_integer[cols], submatrix(rows, hour),
             model.row_lower[rows] - fixed_activity[rows], model.row_upper[rows] - fixed_activity[rows],
             gap=gap, time_limit=remaining,
         )
-        if highs.getInfo().primal_solution_status != 2:  # no feasible plan for this hour
+        if highs.getInfo().primal_solution_status == 2:
+            found = np.asarray(highs.getSolution().col_value)
+            if start is None or model.col_cost[cols] @ found <= model.col_cost[cols] @ start[cols]:
+                values[cols] = found  # hours write disjoint columns
+                return True
+        if start is None:  # no feasible plan for this hour
             return False
-        values[cols] = np.asarray(highs.getSolution().col_value)  # hours write disjoint columns
+        values[cols] = start[cols]
         return True
 
     # HiGHS releases the GIL while it solves, so threads run the hours in parallel.
     with ThreadPoolExecutor(max_workers=workers) as pool:
         solved = list(pool.map(one_hour, hours))
     return values if all(solved) else None
+
+
+def _row_slack(bound: np.ndarray) -> np.ndarray:
+    """The checker's slack on a row bound: 1e-6 absolute plus 1e-7 of the bound."""
+    return 1e-6 + 1e-7 * np.abs(np.nan_to_num(bound, posinf=0.0, neginf=0.0))
+
+
+def tighten_upper(model: LinearModel, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Upper bounds that the <= rows imply once columns are fixed (one pass of bound propagation):
+    a column with a positive coefficient can rise only as far as its row's room, the row's bound
+    less the least its other columns can contribute.  A single-site run's blocks at a site not
+    chosen (``single_site_link`` with ``site_choice`` fixed at 0) get 0, so rounding the LP down
+    cannot leave them there."""
+    coo = model.matrix.tocoo()
+    row, col, coef = coo.row, coo.col, coo.data
+    least = np.where(coef > 0, coef * lower[col], coef * upper[col])  # each entry's least contribution
+    row_least = np.bincount(row, weights=np.nan_to_num(least, neginf=-1e300), minlength=model.n_rows)
+    room = model.row_upper[row] - (row_least[row] - least)
+    usable = (coef > 0) & np.isfinite(room) & np.isfinite(least) & (row_least[row] > -1e299)
+    limit = np.full(model.n_cols, np.inf)
+    np.minimum.at(limit, col[usable], room[usable] / coef[usable])
+    limit = np.where(model.col_integer, np.floor(limit + 1e-9), limit)
+    return np.maximum(np.minimum(upper, limit), lower)
+
+
+def round_up_cover(model: LinearModel, lower: np.ndarray, upper: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Whole values for the free integer columns, fast: from ``start`` (whole, within the bounds,
+    every <= row held), each >= row still short (inference demand, then training work) gets whole
+    units added to the column that covers it most cheaply (cost over the cover it adds), as many at
+    once as the row needs and every row that column touches has room for; what is left is for the
+    row's continuous columns (unmet demand, shortfall) when they cover it more cheaply, or when no
+    column has room.  Continuous free columns are returned at their lower bounds:
+    :func:`complete_continuous` sets them.  Seconds even at a year of hours, where the hour MILPs
+    take many minutes."""
+    values = start.copy()
+    free = lower < upper
+    integer_free, continuous_free = free & model.col_integer, free & ~model.col_integer
+    values[continuous_free] = lower[continuous_free]
+    csr, csc = model.matrix.tocsr(), model.matrix.tocsc()
+    activity = csr @ values
+    row_lower, row_upper = model.row_lower, model.row_upper
+    slack_lower, slack_upper = _row_slack(row_lower), _row_slack(row_upper)
+    cost = model.col_cost
+    short = np.nonzero(activity < row_lower - slack_lower)[0]
+    # Rows that nothing continuous can cover (hard demand, hard work) first, while there is room.
+    continuous_rows = np.zeros(model.n_rows, dtype=bool)
+    continuous_rows[model.matrix.tocsc()[:, np.nonzero(continuous_free)[0]].tocoo().row] = True
+    for i in short[np.argsort(continuous_rows[short], kind="stable")]:
+        entries = slice(csr.indptr[i], csr.indptr[i + 1])
+        cols, coef = csr.indices[entries], csr.data[entries]
+        continuous = continuous_free[cols] & (coef > 0)
+        continuous_price = np.min(cost[cols[continuous]] / coef[continuous]) if continuous.any() else np.inf
+        usable = integer_free[cols] & (coef > 0)
+        cols, coef = cols[usable], coef[usable]
+        open_ = values[cols] < upper[cols]
+        while open_.any():
+            need = row_lower[i] - activity[i]
+            if need <= slack_lower[i]:
+                break
+            price = np.where(open_, cost[cols] / np.minimum(coef, need), np.inf)
+            k = int(np.argmin(price))
+            if price[k] > continuous_price:
+                break
+            j = cols[k]
+            rows = csc.indices[csc.indptr[j]:csc.indptr[j + 1]]
+            delta = csc.data[csc.indptr[j]:csc.indptr[j + 1]]
+            # Units that fit: each row j touches keeps its bounds (within the checker's slack).
+            with np.errstate(divide="ignore", invalid="ignore"):
+                room = np.where(delta > 0, (row_upper[rows] + slack_upper[rows] - activity[rows]) / delta,
+                                np.where(delta < 0, (activity[rows] - row_lower[rows] + slack_lower[rows]) / -delta,
+                                         np.inf))
+            units = min(np.floor(np.min(room, initial=np.inf) + 1e-12), upper[j] - values[j], np.ceil(need / coef[k]))
+            if units >= 1:
+                values[j] += units
+                activity[rows] += units * delta
+            open_[k] = False  # full, no room, or just sized to the need: this row is done with it
+    return values
+
+
+def complete_continuous(model: LinearModel, lower: np.ndarray, upper: np.ndarray, values: np.ndarray,
+                        time_limit: float | None, rows: np.ndarray | None = None) -> np.ndarray | None:
+    """``values``'s integer columns fixed, the continuous columns at their LP optimum subject to
+    the ``rows`` (a mask; all rows by default): whole values, or None if there are none (or no
+    answer in time)."""
+    fixed_lower = np.where(model.col_integer, values, lower)
+    fixed_upper = np.where(model.col_integer, values, upper)
+    row_lower, row_upper = model.row_lower, model.row_upper
+    if rows is not None:
+        row_lower, row_upper = np.where(rows, row_lower, -np.inf), np.where(rows, row_upper, np.inf)
+    highs = _highs_arrays(model.col_cost, fixed_lower, fixed_upper, np.zeros(model.n_cols, dtype=bool), model.matrix,
+                          row_lower, row_upper, gap=0.0, time_limit=time_limit, threads=None)
+    if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    return np.asarray(highs.getSolution().col_value)
 
 
 def _hour_coupling_columns(model: LinearModel, split: HourSplit, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -285,42 +432,75 @@ class DecomposedOutcome:
 
 
 def heuristic_plan(model: LinearModel, lp_values: np.ndarray, split: HourSplit, deadline: float,
-                   hour_gap: float = 1e-3, workers: int = 1) -> tuple[np.ndarray | None, dict]:
-    """A plan from the LP: fix the horizon-wide decisions (:func:`fix_horizon_columns`) and the
-    training blocks at the LP's values rounded down, solve each hour's MILP on its own, then
-    re-solve the training blocks (and shortfall) with every hour's other allocations fixed."""
+                   hour_gap: float = 1e-3, workers: int = 1, on_plan=None,
+                   training_milp_seconds: float = 0.0, enough_usd: float = -np.inf) -> tuple[np.ndarray | None, dict]:
+    """A plan from the LP, in three stages.
+
+    1. Rounding (:func:`round_up_cover`), a first plan in seconds: the horizon-wide decisions fixed
+       (:func:`fix_horizon_columns`), every block at the LP's value rounded down, then whole blocks
+       added to cover each demand row and then each training run's work.
+    2. Hours: with the training blocks fixed at that plan's, each hour's MILP is solved on its own
+       where time allows (:func:`solve_hours_fixed`; an hour not improved keeps its rounded values).
+    3. Training: the training blocks and shortfall re-solved as one MILP with every hour's other
+       allocations fixed, only with at least ``training_milp_seconds`` left (at a year of hours
+       that MILP is larger than HiGHS can stop in time).
+
+    If rounding cannot cover a hard training run's work, the hours are solved beside the training
+    blocks it did place, and stage 3 must finish the plan.  ``on_plan(values)`` hears of each
+    checked plan as it is found; a rounded plan costing ``enough_usd`` or less is returned at once."""
     notes: dict = {}
     lower, upper = fix_horizon_columns(model, lp_values)
+    upper = tighten_upper(model, lower, upper)
     training = _hour_coupling_columns(model, split, lower, upper)
-    stage1_lower, stage1_upper = lower.copy(), upper.copy()
-    stage1_lower[training] = stage1_upper[training] = np.clip(np.floor(lp_values[training] + 1e-6),
-                                                              lower[training], upper[training])
-    # Horizon-wide continuous columns (training shortfall) at their most: the training rows hold.
-    horizon_free = (stage1_lower < stage1_upper) & (split.col_hour < 0)
-    stage1_lower[horizon_free] = stage1_upper[horizon_free]
+    horizon_free = (lower < upper) & (split.col_hour < 0)  # training shortfall
     started = time.perf_counter()
-    hourly = solve_hours_fixed(model, split, stage1_lower, stage1_upper, hour_gap, deadline, workers)
+    floors = np.clip(np.floor(lp_values + 1e-6), lower, upper)  # every <= row holds
+    rounded = round_up_cover(model, np.where(training, floors, lower), upper,
+                             np.where(model.col_integer, floors, lower))
+    start = complete_continuous(model, lower, upper, rounded, deadline - time.perf_counter())
+    plans: list[np.ndarray] = []
+    rounded_ok = start is not None and is_feasible(model, start)
+    if rounded_ok:
+        plans.append(start)
+        notes["rounded_plan_usd"] = float(model.col_cost @ start)
+        if on_plan is not None:
+            on_plan(start)
+        if notes["rounded_plan_usd"] <= enough_usd:
+            notes["rounding_seconds"] = round(time.perf_counter() - started, 3)
+            return start, notes
+        fixed_from = start  # the hours see the rounded plan's training blocks and shortfall
+    else:  # the rounded training blocks, the shortfall at its most; the hours' rows only
+        fixed_from = np.where(training, rounded, upper)
+        coupled = training | horizon_free
+        start = complete_continuous(model, np.where(coupled, fixed_from, lower), np.where(coupled, fixed_from, upper),
+                                    rounded, deadline - time.perf_counter(), rows=split.row_hour >= 0)
+    notes["rounding_seconds"] = round(time.perf_counter() - started, 3)
+
+    stage1_lower, stage1_upper = lower.copy(), upper.copy()
+    coupled = training | horizon_free
+    stage1_lower[coupled] = stage1_upper[coupled] = fixed_from[coupled]
+    started = time.perf_counter()
+    priority = None if start is None else model.col_cost * (start - lp_values)
+    hourly = solve_hours_fixed(model, split, stage1_lower, stage1_upper, hour_gap, deadline, workers, start, priority)
     notes["hours_seconds"] = round(time.perf_counter() - started, 3)
     if hourly is None:
         notes["heuristic"] = "an hour had no plan with the LP's horizon-wide choices fixed"
-        return None, notes
-    # Stage 2: everything but the training blocks and the shortfall fixed at stage 1's plan.
-    stage2_lower, stage2_upper = lower.copy(), upper.copy()
-    keep = ~training & ~horizon_free
-    stage2_lower[keep] = stage2_upper[keep] = hourly[keep]
-    remaining = deadline - time.perf_counter()
-    if remaining <= 0:
-        return hourly, notes
-    started = time.perf_counter()
-    highs = _highs_arrays(model.col_cost, stage2_lower, stage2_upper, model.col_integer, model.matrix,
-                          model.row_lower, model.row_upper, gap=hour_gap, time_limit=remaining, threads=None)
-    notes["training_seconds"] = round(time.perf_counter() - started, 3)
-    plans = [hourly]
-    if highs.getInfo().primal_solution_status == 2:
-        plans.insert(0, np.asarray(highs.getSolution().col_value))
+        return (plans[0] if plans else None), notes
+    plans.insert(0, hourly)
+
+    if not rounded_ok or deadline - time.perf_counter() >= training_milp_seconds:
+        stage2_lower, stage2_upper = lower.copy(), upper.copy()
+        stage2_lower[~coupled] = stage2_upper[~coupled] = hourly[~coupled]
+        started = time.perf_counter()
+        highs = _highs_arrays(model.col_cost, stage2_lower, stage2_upper, model.col_integer, model.matrix,
+                              model.row_lower, model.row_upper, gap=hour_gap,
+                              time_limit=max(deadline - time.perf_counter(), 0.01), threads=None)
+        notes["training_seconds"] = round(time.perf_counter() - started, 3)
+        if highs.getInfo().primal_solution_status == 2:
+            plans.insert(0, np.asarray(highs.getSolution().col_value))
     plans = [plan for plan in plans if is_feasible(model, plan)]
     if not plans:
-        notes["heuristic"] = "the training re-solve found no plan beside the hours' allocations"
+        notes["heuristic"] = "no plan: the training runs' work could not be placed beside the hours' allocations"
         return None, notes
     return min(plans, key=lambda plan: float(model.col_cost @ plan)), notes
 
@@ -366,7 +546,16 @@ def solve_decomposed(model: LinearModel, *, time_limit_s: float | None, mip_rel_
     record(None, bound)
     split = split_by_hour(model)
     workers = threads or os.cpu_count() or 1
-    values, heuristic_notes = heuristic_plan(model, lp_values, split, deadline, workers=workers)
+    # Each hour to half the target gap, between 0.01% and 0.5%: an hour's gap is on its own cost,
+    # which leaves out the reservations, so it must be tighter than the target.
+    hour_gap = min(max(mip_rel_gap / 2, 1e-4), 5e-3)
+    # A MILP over the whole model takes HiGHS about as long as the LP to load and presolve, and it
+    # cannot be stopped meanwhile: one is only started with twice the LP's time left.
+    whole_model_seconds = 2 * notes["lp_seconds"]
+    values, heuristic_notes = heuristic_plan(model, lp_values, split, deadline, hour_gap=hour_gap, workers=workers,
+                                             on_plan=lambda plan: record(float(model.col_cost @ plan), bound),
+                                             training_milp_seconds=whole_model_seconds,
+                                             enough_usd=bound / (1 - mip_rel_gap) if bound > 0 else bound)
     notes.update(heuristic_notes)
     objective = None if values is None else float(model.col_cost @ values)
     notes["heuristic_seconds"] = round(elapsed(), 3)
@@ -383,15 +572,24 @@ def solve_decomposed(model: LinearModel, *, time_limit_s: float | None, mip_rel_
         # Each hour gets its share of half the time left, so every hour is solved (a valid bound
         # needs all of them; one stopped early still gives its dual bound).
         lagrange = lagrangian_bound(model, duals, split, time_limit_s=0.5 * (deadline - time.perf_counter()),
-                                    workers=workers)
+                                    workers=workers, slack_usd=0.1 * mip_rel_gap * abs(lp_value))
         notes["lagrangian_bound"] = lagrange.bound
         notes["lagrangian_seconds"] = round(lagrange.seconds, 3)
         if np.isfinite(lagrange.bound) and lagrange.bound > bound:
             bound = lagrange.bound
             record(objective, bound)
-    if gap_now() > mip_rel_gap and time.perf_counter() < deadline:
+    if gap_now() > mip_rel_gap and deadline - time.perf_counter() >= whole_model_seconds:
         values, objective, bound = _polish(model, values, objective, bound, deadline, mip_rel_gap, threads,
                                            random_seed, record, notes)
+    if values is not None:
+        # Whole blocks as found, every continuous column (unmet demand, training shortfall) at its
+        # least beside them: a solve stopped early can leave one higher than it need be, and the
+        # checker prices the plan's files, where they are recomputed at their least.
+        settled_at = time.perf_counter()
+        settled = complete_continuous(model, model.col_lower, model.col_upper, values, None)
+        notes["settle_seconds"] = round(time.perf_counter() - settled_at, 3)
+        if settled is not None and is_feasible(model, settled) and model.col_cost @ settled <= objective:
+            values, objective = settled, float(model.col_cost @ settled)
     notes["seconds"] = round(elapsed(), 3)
     return DecomposedOutcome(values, objective, bound, notes)
 
@@ -408,10 +606,7 @@ def _polish(model, values, objective, bound, deadline, mip_rel_gap, threads, ran
         highs.setOptionValue("threads", int(threads))
     _load(highs, model)
     if values is not None:
-        start = highspy.HighsSolution()
-        start.col_value = list(values)
-        start.value_valid = True
-        highs.setSolution(start)
+        _set_start(highs, values)
     known = [bound]
 
     def interrupt(event) -> None:

@@ -25,6 +25,11 @@ from optimizer.schema import Instance
 INTEGRALITY_TOLERANCE = 1e-4
 
 
+#: Demand or work missed by no more than this is served (the checker's slack, stated again here:
+#: the checker shares no code with the solve path).
+SERVED_SLACK_ABS, SERVED_SLACK_REL = 1e-6, 1e-7
+
+
 def _chipmix_version() -> str:
     try:
         return version("chipmix")
@@ -178,11 +183,13 @@ def account_plan(
         np.maximum(data.inference_demand_pflops - delivered_pflops, 0.0),
         0.0,
     )
-    unmet[unmet <= 1e-9 * np.maximum(data.inference_demand_pflops, 1.0)] = 0.0
+    # A gap within the rows' slack (1e-6 + 1e-7 of the demand, as the checker allows) is served:
+    # counting it as unmet would price float noise, and the checker would not recompute it.
+    unmet[unmet <= SERVED_SLACK_ABS + SERVED_SLACK_REL * data.inference_demand_pflops] = 0.0
     delivered_eflop = np.zeros(len(data.workload_ids))
     np.add.at(delivered_eflop, workload, chips * rate_tflops * EFLOP_PER_TFLOPS_HOUR)
     short = np.where(data.workload_is_inference, 0.0, np.maximum(data.training_work_eflop - delivered_eflop, 0.0))
-    short[short <= 1e-9 * np.maximum(data.training_work_eflop, 1.0)] = 0.0
+    short[short <= SERVED_SLACK_ABS + SERVED_SLACK_REL * data.training_work_eflop] = 0.0
 
     w_unmet, t_unmet = np.nonzero(unmet)
     plan.unmet = pd.DataFrame(

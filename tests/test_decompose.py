@@ -1,5 +1,6 @@
 """The decomposed solve: its bound is valid, its plans are checked, and small optima match."""
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,10 @@ from hypothesis import HealthCheck, given, settings
 import optimizer
 from optimizer import SolveStatus
 from optimizer.data import build_model_data
-from optimizer.decompose import is_feasible, lagrangian_bound, lp_relaxation, split_by_hour
+from optimizer.decompose import (complete_continuous, fix_horizon_columns, heuristic_plan, is_feasible,
+                                 lagrangian_bound, lp_relaxation, round_up_cover, split_by_hour, tighten_upper)
 from optimizer.formulation import build_model
-from tests.helpers import inference, instance_data, pool, site, solve_checked, training
+from tests.helpers import chip, inference, instance_data, pool, site, solve_checked, training
 from tests.test_gang import two_gangs
 from tests.test_properties import instances
 
@@ -103,3 +105,96 @@ def test_cli_method_decompose(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "highs, decompose" in result.stdout and "plan OK" in result.stdout
     assert chipmix("solve", week, "--method", "decompose", "--engine", "cpsat").returncode == 2
+
+
+def _cover_case(a_chips: int) -> dict:
+    # 1 hour, 6.5 PFLOP/s to serve.  Pool a: 2-chip blocks of 1 PFLOP/s chips at $5/chip-hour
+    # ($10 per 2 PFLOP/s block, $5 per PFLOP/s); pool b: one 2-chip block of 1.5 PFLOP/s chips at
+    # $6/chip-hour ($12 per 3 PFLOP/s, $4 per PFLOP/s).  Unmet demand costs $100 per PFLOP/s.
+    return instance_data(
+        hours=1,
+        chips=[chip("h100"), chip("big", peak_tflops=1500.0)],
+        pools=[pool("a", usd_per_chip_hour=5.0, available=a_chips, block=2),
+               pool("b", chip="big", usd_per_chip_hour=6.0, available=2, block=2)],
+        workloads=[inference(demand_pflops=6.5, efficiency={"h100": 1.0, "big": 1.0}, unmet_usd_per_pflops_hour=100.0)],
+    )
+
+
+@pytest.mark.parametrize("a_chips, cost", [(4, 32.0), (2, 172.0)])
+def test_rounding_covers_the_rest_with_the_cheapest_block_that_fits(a_chips, cost):
+    # The LP takes b's block (3 PFLOP/s, $12) and 1.75 of a's (3.5 PFLOP/s, $17.50): $29.50.
+    # Rounding down leaves b = 1, a = 1 and 1.5 PFLOP/s short.  With room for a second block of a
+    # ($10 for 2 PFLOP/s, cheaper than $150 of unmet demand) the plan is b + 2a = $32, which is also
+    # the optimum; with a holding one block only, the 1.5 PFLOP/s is left unmet: 12 + 10 + 150.
+    model = build_model(build_model_data(optimizer.instance_from_data(_cover_case(a_chips))))
+    lp_value, lp_values, _ = lp_relaxation(model, None)
+    assert lp_value == pytest.approx(29.5 if a_chips == 4 else 172.0)  # a: one block, 1.5 unmet
+    whole = np.where(model.col_integer, np.floor(lp_values + 1e-6), model.col_lower)
+    rounded = round_up_cover(model, model.col_lower, model.col_upper, whole)
+    plan = complete_continuous(model, model.col_lower, model.col_upper, rounded, None)
+    assert is_feasible(model, plan)
+    assert model.col_cost @ plan == pytest.approx(cost)
+
+
+def test_a_heuristic_out_of_time_still_returns_the_rounded_plan(tmp_path):
+    from optimizer.library.generate import generate_instance
+
+    instance = optimizer.instance_from_data(generate_instance(6, 6, 48, 0))
+    model = build_model(build_model_data(instance))
+    lp_value, lp_values, _ = lp_relaxation(model, None)
+    split = split_by_hour(model)
+    values, notes = heuristic_plan(model, lp_values, split, deadline=0.0)  # long past: no hour is solved
+    assert is_feasible(model, values)
+    assert model.col_cost @ values == pytest.approx(notes["rounded_plan_usd"])
+    assert model.col_cost @ values >= lp_value
+    with_time, _ = heuristic_plan(model, lp_values, split, deadline=time.perf_counter() + 60)
+    assert is_feasible(model, with_time) and model.col_cost @ with_time <= model.col_cost @ values + 1e-6
+
+
+def test_a_generated_instance_solved_to_one_percent_passes_the_checker(tmp_path):
+    from optimizer.library.generate import generate_instance
+
+    instance = optimizer.instance_from_data(generate_instance(6, 8, 72, 1))
+    plan = solve_checked(instance, tmp_path, method="decompose", mip_rel_gap=0.01, time_limit_s=60)
+    assert plan.has_plan and plan.gap is not None and plan.objective_usd >= plan.bound_usd - 1e-6
+
+
+def test_rounding_finishes_a_hard_training_run_the_lp_floors_leave_short(tmp_path):
+    # 100 EFLOP of hard training on 4-chip blocks of 1 PFLOP/s chips: 14.4 EFLOP per block-hour,
+    # so 6.94 block-hours; the LP's floors leave part of it undone and nothing may be short, so
+    # rounding must add the 7th block-hour itself (4 chips x $1): $28, which is the optimum.
+    data = instance_data(
+        hours=4,
+        pools=[pool("p", usd_per_chip_hour=1.0, available=8, block=4)],
+        workloads=[training(work_eflop=100.0)],
+    )
+    model = build_model(build_model_data(optimizer.instance_from_data(data)))
+    _, lp_values, _ = lp_relaxation(model, None)
+    values, notes = heuristic_plan(model, lp_values, split_by_hour(model), deadline=0.0)
+    assert is_feasible(model, values)
+    assert notes["rounded_plan_usd"] == pytest.approx(28.0) and model.col_cost @ values == pytest.approx(28.0)
+    assert solve_checked(data, tmp_path, method="decompose").objective_usd == pytest.approx(28.0)
+
+
+def test_blocks_at_a_site_not_chosen_are_bounded_to_zero():
+    # A single-site run (the LP may split it between the sites, with a fractional site_choice):
+    # once its site is fixed, bound propagation through single_site_link must close the other
+    # site's pool, or rounding the LP down could leave blocks where the run may not be.
+    data = instance_data(
+        hours=3,
+        sites=[site("east"), site("west", region="us-west-2")],
+        pools=[pool("pe", site="east", available=8, block=4), pool("pw", site="west", available=8, block=4)],
+        workloads=[training(work_eflop=80.0, single_site=True)],
+    )
+    model_data = build_model_data(optimizer.instance_from_data(data))
+    model = build_model(model_data)
+    _, lp_values, _ = lp_relaxation(model, None)
+    lower, upper = fix_horizon_columns(model, lp_values)
+    chosen = model.variables["site_choice"]
+    chosen_site = chosen.coords[1][np.argmax(lower[chosen.slice])]
+    tightened = tighten_upper(model, lower, upper)
+    blocks = model.variables["blocks"]
+    at_chosen = model_data.pool_site[blocks.coords[1]] == chosen_site
+    assert np.all(tightened[blocks.slice][~at_chosen] == 0)
+    assert np.all(tightened[blocks.slice][at_chosen] == upper[blocks.slice][at_chosen])
+    assert np.all(tightened >= lower)
