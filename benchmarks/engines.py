@@ -105,7 +105,7 @@ def write_doc(frame: pd.DataFrame, args, started: dt.datetime, seconds: float) -
         "# Engines: HiGHS, CP-SAT and PuLP+CBC, with and without gang-scheduled runs",
         "",
         f"Written by `benchmarks/engines.py --time-limit {args.time_limit:g} --gangs {args.gangs} --engines {args.engines}` "
-        f"on {started:%Y-%m-%d}" + ("" if seconds != seconds else f" ({seconds / 60:.1f} min in all)") + ". Machine: {platform.machine()}, "
+        f"on {started:%Y-%m-%d}" + ("" if seconds != seconds else f" ({seconds / 60:.1f} min in all)") + f". Machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}. Each engine used its "
         "default threads (HiGHS: its default; CP-SAT: 8 workers interleaved, deterministic). The machine is "
         "shared and noisy: compare ratios within this run, not with other runs. Raw figures: "

@@ -28,7 +28,8 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from optimizer.backends.highs import _load, pass_arrays
+from optimizer.backends.highs import pass_arrays
+from optimizer.backends.highs_worker import WorkerProblem, run_in_worker
 from optimizer.model import LinearModel
 
 #: Below this many columns the full MILP's root bound (with HiGHS's cuts) beats the Lagrangian
@@ -193,13 +194,6 @@ def _highs_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, *, 
     pass_arrays(highs, cost, lower, upper, integer, matrix, row_lower, row_upper)
     highs.run()
     return highs
-
-
-def _set_start(highs: highspy.Highs, values: np.ndarray) -> None:
-    solution = highspy.HighsSolution()
-    solution.col_value = list(values)
-    solution.value_valid = True
-    highs.setSolution(solution)
 
 
 def lp_relaxation(model: LinearModel, time_limit: float | None) -> tuple[float, np.ndarray, np.ndarray] | str:
@@ -549,8 +543,9 @@ def solve_decomposed(model: LinearModel, *, time_limit_s: float | None, mip_rel_
     # Each hour to half the target gap, between 0.01% and 0.5%: an hour's gap is on its own cost,
     # which leaves out the reservations, so it must be tighter than the target.
     hour_gap = min(max(mip_rel_gap / 2, 1e-4), 5e-3)
-    # A MILP over the whole model takes HiGHS about as long as the LP to load and presolve, and it
-    # cannot be stopped meanwhile: one is only started with twice the LP's time left.
+    # A MILP over the whole model takes HiGHS about as long as the LP to load and presolve before it
+    # can do anything useful: one is only started with twice the LP's time left (the polish, in a
+    # worker process, also needs about a second to start).
     whole_model_seconds = 2 * notes["lp_seconds"]
     values, heuristic_notes = heuristic_plan(model, lp_values, split, deadline, hour_gap=hour_gap, workers=workers,
                                              on_plan=lambda plan: record(float(model.col_cost @ plan), bound),
@@ -578,7 +573,7 @@ def solve_decomposed(model: LinearModel, *, time_limit_s: float | None, mip_rel_
         if np.isfinite(lagrange.bound) and lagrange.bound > bound:
             bound = lagrange.bound
             record(objective, bound)
-    if gap_now() > mip_rel_gap and deadline - time.perf_counter() >= whole_model_seconds:
+    if gap_now() > mip_rel_gap and deadline - time.perf_counter() >= whole_model_seconds + 1.0:
         values, objective, bound = _polish(model, values, objective, bound, deadline, mip_rel_gap, threads,
                                            random_seed, record, notes)
     if values is not None:
@@ -595,47 +590,32 @@ def solve_decomposed(model: LinearModel, *, time_limit_s: float | None, mip_rel_
 
 
 def _polish(model, values, objective, bound, deadline, mip_rel_gap, threads, random_seed, record, notes):
-    """The full MILP from the heuristic plan, interrupted once within the gap of the best bound."""
-    highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
-    highs.setOptionValue("mip_rel_gap", mip_rel_gap)
-    highs.setOptionValue("random_seed", int(random_seed))
-    _strict(highs)
-    highs.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
+    """The full MILP from the heuristic plan, stopped once within the gap of the best bound, in a
+    worker process that is killed at the deadline (HiGHS's root cut loop does not stop on time)."""
+    options = {"mip_rel_gap": mip_rel_gap, "random_seed": int(random_seed), "mip_feasibility_tolerance": 1e-9,
+               "primal_feasibility_tolerance": 1e-9}
     if threads is not None:
-        highs.setOptionValue("threads", int(threads))
-    _load(highs, model)
-    if values is not None:
-        _set_start(highs, values)
-    known = [bound]
+        options["threads"] = int(threads)
+    csc = model.matrix.tocsc()
+    problem = WorkerProblem(model.col_cost, model.col_lower, model.col_upper, np.asarray(model.col_integer),
+                            csc.indptr, csc.indices, csc.data, model.row_lower, model.row_upper, options,
+                            start=values, stop_gap=mip_rel_gap, known_bound=bound)
 
-    def interrupt(event) -> None:
-        out = event.data_out
-        incumbent, own_bound = out.mip_primal_bound, out.mip_dual_bound
-        best = max(known[0], own_bound if np.isfinite(own_bound) else -np.inf)
-        if np.isfinite(incumbent):
-            record(incumbent, best)
-            if (incumbent - best) / max(abs(incumbent), 1e-12) <= mip_rel_gap:
-                event.data_in.user_interrupt = True
-        if time.perf_counter() > deadline:  # HiGHS can run well past its own time_limit on big models
-            event.data_in.user_interrupt = True
+    def report(incumbent, own_bound) -> None:
+        record(incumbent, max(bound, own_bound) if own_bound is not None else bound)
 
-    highs.cbMipInterrupt.subscribe(interrupt)
-    started = time.perf_counter()
-    highs.run()
-    notes["polish_seconds"] = round(time.perf_counter() - started, 3)
-    info = highs.getInfo()
-    own_bound = float(info.mip_dual_bound)
-    if np.isfinite(own_bound):
-        bound = max(bound, own_bound)
-    if info.primal_solution_status == 2:
-        candidate = np.asarray(highs.getSolution().col_value)
+    outcome = run_in_worker(problem, time.monotonic() + (deadline - time.perf_counter()), report)
+    notes["polish_seconds"] = round(outcome.seconds, 3)
+    notes["polish_status"] = outcome.words
+    if outcome.bound is not None and np.isfinite(outcome.bound):
+        bound = max(bound, outcome.bound)
+    if outcome.values is not None:
+        candidate = outcome.values
         cost = float(model.col_cost @ candidate)
-        if (objective is None or cost < objective) and is_feasible(model, candidate):
-            values, objective = candidate, cost
-        elif not is_feasible(model, candidate):
+        if not is_feasible(model, candidate):
             notes["polish_plan_rejected"] = "HiGHS's plan broke a row by more than the checker allows"
-    notes["polish_status"] = highs.modelStatusToString(highs.getModelStatus())
-    if highs.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+        elif objective is None or cost < objective:
+            values, objective = candidate, cost
+    if outcome.model_status == int(highspy.HighsModelStatus.kInfeasible):
         notes["infeasible"] = True  # the LP has a plan, whole blocks do not
     return values, objective, bound

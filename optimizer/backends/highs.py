@@ -36,20 +36,25 @@ def read_highs_outcome(highs: highspy.Highs, is_mip: bool) -> tuple[SolveStatus,
     """
     model_status = highs.getModelStatus()
     info = highs.getInfo()
-    words = highs.modelStatusToString(model_status)
     has_solution = info.primal_solution_status == _FEASIBLE_SOLUTION
     objective = float(info.objective_function_value) if has_solution else None
+    bound = float(info.mip_dual_bound) if is_mip else None
+    return classify_outcome(model_status, highs.modelStatusToString(model_status), objective, bound, is_mip)
+
+
+def classify_outcome(model_status, words: str, objective: float | None, bound: float | None,
+                     is_mip: bool) -> tuple[SolveStatus, float | None, float | None, str]:
+    """Our status from HiGHS's model status; ``objective`` is None when HiGHS holds no plan."""
+    model_status = highspy.HighsModelStatus(int(model_status))
     if model_status == highspy.HighsModelStatus.kOptimal:
-        bound = float(info.mip_dual_bound) if is_mip else objective
-        return SolveStatus.OPTIMAL, objective, bound, words
+        return SolveStatus.OPTIMAL, objective, bound if is_mip else objective, words
     if model_status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
         # Every cost is >= 0 and every variable >= 0, so "unbounded" cannot happen.
         return SolveStatus.INFEASIBLE, None, None, words
     if model_status in _STOPPED_EARLY:
-        bound = float(info.mip_dual_bound) if is_mip else None
         if bound is not None and not np.isfinite(bound):
             bound = None
-        status = SolveStatus.FEASIBLE if has_solution else SolveStatus.NO_SOLUTION
+        status = SolveStatus.FEASIBLE if objective is not None else SolveStatus.NO_SOLUTION
         return status, objective, bound, words
     raise SolverError(f"HiGHS ended with model status {words!r}")
 
@@ -136,6 +141,8 @@ class HighsBackend(Backend):
             result = self._solve_decomposed(model, options, progress)
             if result is not None:
                 return result
+        if model.is_mip and options.time_limit_s is not None:
+            return self._solve_in_worker(model, options, progress)
         highs = highspy.Highs()
         highs.setOptionValue("output_flag", bool(options.verbose))
         highs.setOptionValue("mip_rel_gap", float(options.mip_rel_gap))
@@ -153,6 +160,35 @@ class HighsBackend(Backend):
         status, objective, bound, words = read_highs_outcome(highs, model.is_mip)
         values = np.asarray(highs.getSolution().col_value, dtype=float) if status.has_plan else None
         return SolveResult(status, objective, bound, values, seconds, f"HiGHS: {words}")
+
+    def _solve_in_worker(self, model: LinearModel, options: SolveOptions, progress: Progress | None) -> SolveResult:
+        """A MILP with a time limit, in a worker process killed at the limit (optimizer/backends/
+        highs_worker.py): HiGHS alone can run minutes past its limit on a large model."""
+        from optimizer.backends.highs_worker import WorkerProblem, run_in_worker
+
+        hi_options = {"output_flag": bool(options.verbose), "mip_rel_gap": float(options.mip_rel_gap),
+                      "random_seed": int(options.random_seed)}
+        if options.threads is not None:
+            hi_options["threads"] = int(options.threads)
+        csc = model.matrix.tocsc()
+        problem = WorkerProblem(model.col_cost, model.col_lower, model.col_upper, np.asarray(model.col_integer),
+                                csc.indptr, csc.indices, csc.data, model.row_lower, model.row_upper, hi_options)
+        started = time.perf_counter()
+
+        def report(objective, bound) -> None:
+            if progress is not None:
+                progress.record(time.perf_counter() - started, objective, bound)
+
+        outcome = run_in_worker(problem, time.monotonic() + float(options.time_limit_s), report)
+        seconds = time.perf_counter() - started
+        if outcome.finished:
+            status, objective, bound, words = classify_outcome(outcome.model_status, outcome.words,
+                                                               outcome.objective, outcome.bound, True)
+            values = outcome.values if status.has_plan else None
+            return SolveResult(status, objective, bound, values, seconds, f"HiGHS: {words}")
+        # Killed at the limit: the best plan it had sent, and the last bound it reported.
+        status = SolveStatus.FEASIBLE if outcome.values is not None else SolveStatus.NO_SOLUTION
+        return SolveResult(status, outcome.objective, outcome.bound, outcome.values, seconds, f"HiGHS: {outcome.words}")
 
     def _solve_decomposed(self, model: LinearModel, options: SolveOptions, progress: Progress | None) -> SolveResult | None:
         """The decomposed solve (optimizer/decompose.py); None when its LP relaxation does not
