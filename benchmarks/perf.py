@@ -58,8 +58,10 @@ single-site choices and gang runs (`optimizer/decompose.py`).
    that is cheaper), and one LP with every block fixed sets unmet demand and shortfall.
 3. **Hour-by-hour MILPs.** What is left falls apart by hour: each hour's MILP (inference in whole
    blocks within capacity, power and the fixed reservations) is solved on its own, in parallel
-   threads, the hours where rounding paid most above the LP first, each with up to 2 s, for half
-   of the time left; an hour not reached, or not improved, keeps its rounded values. Then the
+   threads, the hours where rounding paid most above the LP first, for half of the time left.
+   Each hour gets the time left over the hours left, but at least 0.35 ms per column of the hour
+   (a large hour needs that long to beat its rounding) and at most 2 s; an hour not reached, or
+   not improved, keeps its rounded values. Then the
    training blocks and shortfall are re-solved with every hour's other allocations fixed. Every
    plan is checked row by row before it is used.
 4. **Lagrangian bound** (models of 500k columns or more, where the full MILP's root is out of
