@@ -61,9 +61,8 @@ single-site choices and gang runs (`optimizer/decompose.py`).
    threads, the hours where rounding paid most above the LP first, for half of the time left.
    Each hour gets the time left over the hours left, but at least 0.35 ms per column of the hour
    (a large hour needs that long to beat its rounding) and at most 2 s; an hour not reached, or
-   not improved, keeps its rounded values. Then the
-   training blocks and shortfall are re-solved with every hour's other allocations fixed. Every
-   plan is checked row by row before it is used.
+   not improved, keeps its rounded values. Then the training blocks and shortfall are re-solved
+   with every hour's other allocations fixed. Every plan is checked row by row before it is used.
 4. **Lagrangian bound** (models of 500k columns or more, where the full MILP's root is out of
    reach): every row that couples hours is dualized with the LP's duals, and each hour's MILP, with
    its integrality, is solved for its dual bound; the sum is a valid lower bound at least as good as
