@@ -179,11 +179,14 @@ def lagrangian_bound(model: LinearModel, row_duals: np.ndarray, split: HourSplit
 # -- the decomposed solve ---------------------------------------------------------------------------
 
 
+#: HiGHS accepts rows violated by up to 1e-6 (after its scaling): on a campus of thousands of kW
+#: that can be more than the checker allows.  The plans this module builds are held tighter.
+STRICT_TOLERANCES = {"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9}
+
+
 def _strict(highs: highspy.Highs) -> None:
-    """HiGHS accepts rows violated by up to 1e-6 (after its scaling): on a campus of thousands of kW
-    that can be more than the checker allows.  The plans this module builds are held tighter."""
-    highs.setOptionValue("mip_feasibility_tolerance", 1e-9)
-    highs.setOptionValue("primal_feasibility_tolerance", 1e-9)
+    for name, value in STRICT_TOLERANCES.items():
+        highs.setOptionValue(name, value)
 
 
 def _highs_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, *, gap: float, time_limit: float | None,
@@ -609,14 +612,10 @@ def solve_decomposed(model: LinearModel, *, time_limit_s: float | None, mip_rel_
 def _polish(model, values, objective, bound, deadline, mip_rel_gap, threads, random_seed, record, notes):
     """The full MILP from the heuristic plan, stopped once within the gap of the best bound, in a
     worker process that is killed at the deadline (HiGHS's root cut loop does not stop on time)."""
-    options = {"mip_rel_gap": mip_rel_gap, "random_seed": int(random_seed), "mip_feasibility_tolerance": 1e-9,
-               "primal_feasibility_tolerance": 1e-9}
+    options = {"mip_rel_gap": mip_rel_gap, "random_seed": int(random_seed), **STRICT_TOLERANCES}
     if threads is not None:
         options["threads"] = int(threads)
-    csc = model.matrix.tocsc()
-    problem = WorkerProblem(model.col_cost, model.col_lower, model.col_upper, np.asarray(model.col_integer),
-                            csc.indptr, csc.indices, csc.data, model.row_lower, model.row_upper, options,
-                            start=values, stop_gap=mip_rel_gap, known_bound=bound)
+    problem = WorkerProblem.from_model(model, options, start=values, stop_gap=mip_rel_gap, known_bound=bound)
 
     def report(incumbent, own_bound) -> None:
         record(incumbent, max(bound, own_bound) if own_bound is not None else bound)

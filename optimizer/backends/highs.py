@@ -133,6 +133,16 @@ def _watch(highs: highspy.Highs, progress: Progress, started: float) -> None:
     highs.cbMipInterrupt.subscribe(interrupt)
 
 
+def _highs_options(options: SolveOptions) -> dict:
+    """HiGHS's options by name for a solve of the whole model (the time limit is the caller's:
+    a worker process is given a deadline instead)."""
+    chosen = {"output_flag": bool(options.verbose), "mip_rel_gap": float(options.mip_rel_gap),
+              "random_seed": int(options.random_seed)}
+    if options.threads is not None:
+        chosen["threads"] = int(options.threads)
+    return chosen
+
+
 class HighsBackend(Backend):
     name = "highs"
 
@@ -144,13 +154,10 @@ class HighsBackend(Backend):
         if model.is_mip and options.time_limit_s is not None:
             return self._solve_in_worker(model, options, progress)
         highs = highspy.Highs()
-        highs.setOptionValue("output_flag", bool(options.verbose))
-        highs.setOptionValue("mip_rel_gap", float(options.mip_rel_gap))
-        highs.setOptionValue("random_seed", int(options.random_seed))
+        for name, value in _highs_options(options).items():
+            highs.setOptionValue(name, value)
         if options.time_limit_s is not None:
             highs.setOptionValue("time_limit", float(options.time_limit_s))
-        if options.threads is not None:
-            highs.setOptionValue("threads", int(options.threads))
         _load(highs, model)
         started = time.perf_counter()
         if progress is not None and model.is_mip:
@@ -166,13 +173,7 @@ class HighsBackend(Backend):
         highs_worker.py): HiGHS alone can run minutes past its limit on a large model."""
         from optimizer.backends.highs_worker import WorkerProblem, run_in_worker
 
-        hi_options = {"output_flag": bool(options.verbose), "mip_rel_gap": float(options.mip_rel_gap),
-                      "random_seed": int(options.random_seed)}
-        if options.threads is not None:
-            hi_options["threads"] = int(options.threads)
-        csc = model.matrix.tocsc()
-        problem = WorkerProblem(model.col_cost, model.col_lower, model.col_upper, np.asarray(model.col_integer),
-                                csc.indptr, csc.indices, csc.data, model.row_lower, model.row_upper, hi_options)
+        problem = WorkerProblem.from_model(model, _highs_options(options))
         started = time.perf_counter()
 
         def report(objective, bound) -> None:

@@ -22,8 +22,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from optimizer.model import LinearModel
 
 #: Seconds the child gets past the deadline to stop by itself before it is killed.
 GRACE_SECONDS = 1.0
@@ -50,6 +54,13 @@ class WorkerProblem:
     start: np.ndarray | None = None
     stop_gap: float | None = None
     known_bound: float = -np.inf
+
+    @classmethod
+    def from_model(cls, model: LinearModel, options: dict, **extra) -> WorkerProblem:
+        """The whole of ``model`` with HiGHS ``options``; ``extra``: start, stop_gap, known_bound."""
+        csc = model.matrix.tocsc()
+        return cls(model.col_cost, model.col_lower, model.col_upper, np.asarray(model.col_integer), csc.indptr,
+                   csc.indices, csc.data, model.row_lower, model.row_upper, options, **extra)
 
 
 @dataclass(frozen=True)
