@@ -9,7 +9,9 @@ import scipy.sparse as sp
 
 import pytest
 
+import optimizer
 from optimizer import SolveStatus
+from optimizer.backends import SolverError
 from optimizer.backends import highs_worker
 from optimizer.backends.highs_worker import WorkerProblem, run_in_worker
 from tests.helpers import instance_data, solve_checked
@@ -55,7 +57,7 @@ def test_a_worker_that_does_not_answer_is_killed_at_the_deadline(monkeypatch, tm
     started = time.monotonic()
     outcome = run_in_worker(_cover_problem(), started + 1.0)
     waited = time.monotonic() - started
-    assert not outcome.finished and "time limit" in outcome.words
+    assert not outcome.finished and not outcome.died and "time limit" in outcome.words
     assert outcome.objective == 12.0 and np.allclose(outcome.values, [0.0, 2.0]) and outcome.bound == 9.5
     assert waited < 1.0 + highs_worker.GRACE_SECONDS + 10  # killed, not waited for (the child sleeps 120 s)
 
@@ -65,7 +67,16 @@ def test_a_worker_that_dies_is_reported_not_hung(monkeypatch, tmp_path):
     script.write_text("import sys\nsys.exit(3)\n")
     monkeypatch.setattr(highs_worker, "WORKER_ARGS", [str(script)])
     outcome = run_in_worker(_cover_problem(), time.monotonic() + 60)
-    assert not outcome.finished and "exit code 3" in outcome.words and outcome.values is None
+    assert not outcome.finished and outcome.died and "exit code 3" in outcome.words and outcome.values is None
+
+
+def test_a_direct_solve_whose_worker_dies_raises_not_no_plan(monkeypatch, tmp_path):
+    # A crash is a solver failure, not "no plan within the time limit" (exit code 3 to a user).
+    script = tmp_path / "die.py"
+    script.write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.setattr(highs_worker, "WORKER_ARGS", [str(script)])
+    with pytest.raises(SolverError, match="exit code 3"):
+        optimizer.solve(optimizer.instance_from_data(instance_data(), source="t"), time_limit_s=60)
 
 
 def test_a_direct_solve_with_a_time_limit_runs_in_the_worker_and_matches_in_process(tmp_path, monkeypatch):

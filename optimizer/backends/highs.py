@@ -182,6 +182,8 @@ class HighsBackend(Backend):
 
         outcome = run_in_worker(problem, time.monotonic() + float(options.time_limit_s), report)
         seconds = time.perf_counter() - started
+        if outcome.died:  # a crash says nothing about the instance: not "no plan within the limit"
+            raise SolverError(f"HiGHS: {outcome.words}")
         if outcome.finished:
             status, objective, bound, words = classify_outcome(outcome.model_status, outcome.words,
                                                                outcome.objective, outcome.bound, True)

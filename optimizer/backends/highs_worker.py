@@ -65,7 +65,8 @@ class WorkerProblem:
 
 @dataclass(frozen=True)
 class WorkerOutcome:
-    """What came back: ``finished`` is False when the child was killed (or died) before it answered."""
+    """What came back: ``finished`` is False when the child was killed (or died) before it answered;
+    ``died`` says it ended by itself without an answer (a crash), not at the deadline."""
 
     finished: bool
     words: str
@@ -74,6 +75,7 @@ class WorkerOutcome:
     bound: float | None
     values: np.ndarray | None
     seconds: float
+    died: bool = False
 
 
 def run_in_worker(problem: WorkerProblem, deadline_monotonic: float,
@@ -136,7 +138,7 @@ def run_in_worker(problem: WorkerProblem, deadline_monotonic: float,
                 child.wait(timeout=5)
                 words = f"the HiGHS worker ended without an answer (exit code {child.returncode})"
                 return WorkerOutcome(False, words, None, best_objective, last_bound, best_values,
-                                     time.monotonic() - started)
+                                     time.monotonic() - started, died=True)
     finally:
         if child.poll() is None:
             child.kill()
@@ -223,6 +225,6 @@ def _work() -> None:
 if __name__ == "__main__":
     try:
         _work()
-    except Exception as error:  # noqa: BLE001 - reported to the parent, which raises SolverError
+    except Exception as error:  # noqa: BLE001 - the parent sees the exit code (a direct solve raises SolverError)
         print(f"HiGHS worker: {error!r}", file=sys.stderr)
         sys.exit(1)
