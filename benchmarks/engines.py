@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 import optimizer
-from optimizer.validate import EFLOP_PER_TFLOPS_HOUR
+from optimizer.units import EFLOP_PER_TFLOPS_HOUR
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

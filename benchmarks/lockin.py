@@ -26,8 +26,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import optimizer  # noqa: E402
-from optimizer.lockin import GREEDY, format_cell, restrictions_of, sweep  # noqa: E402
-from optimizer.scenarios import Scenario  # noqa: E402
+from optimizer.analyses.lockin import GREEDY, format_cell, restrictions_of, sweep  # noqa: E402
+from optimizer.analyses.scenarios import Scenario  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -107,7 +107,7 @@ def load(source: str):
 def run_one(name: str, method: str, time_limit: float, gap: float) -> dict:
     """One solve in this process; returns its figures (called in a child process)."""
     import optimizer
-    from optimizer.progress import Progress
+    from optimizer.solvers.progress import Progress
 
     instance = load(CASES[name][0])
     progress = Progress()

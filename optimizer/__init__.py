@@ -9,14 +9,14 @@ Python API::
     report = optimizer.check_plan(instance, "plans/default")
 """
 
-from optimizer.checker import CheckReport, check_plan, check_plan_files
+from optimizer.plans.checker import CheckReport, check_plan, check_plan_files
 from optimizer.errors import ChipmixError, FieldError, InfeasibleError, InputError
-from optimizer.loading import instance_from_data, load_instance
-from optimizer.options import ENGINES, SolveOptions
-from optimizer.plan import Plan
-from optimizer.result import SolveStatus
-from optimizer.schema import Instance
-from optimizer.solve import solve
+from optimizer.input.loading import instance_from_data, load_instance
+from optimizer.solvers.options import ENGINES, SolveOptions
+from optimizer.plans.plan import Plan
+from optimizer.solvers.result import SolveStatus
+from optimizer.input.schema import Instance
+from optimizer.plans.solve import solve
 
 __all__ = [
     "ENGINES",

@@ -1,6 +1,6 @@
 import pytest
 
-from optimizer.options import ENGINES
+from optimizer.solvers.options import ENGINES
 
 
 @pytest.fixture(params=ENGINES)

@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 import optimizer
-from optimizer.checker import COST_KEYS as CHECKER_COST_KEYS
-from optimizer.checker import SUMMARY_KEYS as CHECKER_SUMMARY_KEYS
-from optimizer.checker import OPTIONAL_SUMMARY_KEYS
-from optimizer.plan import COST_KEYS, SUMMARY_KEYS
+from optimizer.plans.checker import COST_KEYS as CHECKER_COST_KEYS
+from optimizer.plans.checker import SUMMARY_KEYS as CHECKER_SUMMARY_KEYS
+from optimizer.plans.checker import OPTIONAL_SUMMARY_KEYS
+from optimizer.plans.plan import COST_KEYS, SUMMARY_KEYS
 from tests.helpers import chip, chipmix, inference, instance_data, pool, site, training
 
 DATA = instance_data(

@@ -8,9 +8,9 @@ import pytest
 
 import optimizer
 from optimizer import SolveStatus
-from optimizer.backends.cpsat import exact_values, scale_model
-from optimizer.data import build_model_data
-from optimizer.formulation import build_model
+from optimizer.solvers.backends.cpsat import exact_values, scale_model
+from optimizer.model.data import build_model_data
+from optimizer.model.build import build_model
 from tests.helpers import chip, chipmix, inference, instance_data, pool, solve_checked, training
 from tests.test_gang import two_gangs
 

@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, given, settings
 
 import optimizer
 from optimizer import SolveStatus
-from optimizer.data import build_model_data
-from optimizer.decompose import (complete_continuous, fix_horizon_columns, heuristic_plan, is_feasible,
+from optimizer.model.data import build_model_data
+from optimizer.solvers.backends.highs.decompose import (complete_continuous, fix_horizon_columns, heuristic_plan, is_feasible,
                                  lagrangian_bound, lp_relaxation, round_up_cover, split_by_hour, tighten_upper)
-from optimizer.formulation import build_model
+from optimizer.model.build import build_model
 from tests.helpers import chip, inference, instance_data, pool, site, solve_checked, training
 from tests.test_gang import two_gangs
 from tests.test_properties import instances

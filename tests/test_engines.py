@@ -9,10 +9,10 @@ import pytest
 
 import optimizer
 from optimizer import SolveStatus
-from optimizer.backends.highs import write_model_file
-from optimizer.backends.pulp_backend import read_cbc_log
-from optimizer.data import build_model_data
-from optimizer.formulation import build_model
+from optimizer.solvers.backends.highs import write_model_file
+from optimizer.solvers.backends.pulp_backend import read_cbc_log
+from optimizer.model.data import build_model_data
+from optimizer.model.build import build_model
 from tests.helpers import solve_checked
 
 DEFAULT = Path(__file__).resolve().parents[1] / "instances" / "default.yaml"
@@ -66,7 +66,7 @@ def test_highs_and_cpsat_share_one_process(first):
             import optimizer
         else:
             import optimizer
-            from optimizer.backends import highs
+            from optimizer.solvers.backends import highs
             from ortools.sat.python import cp_model
         import pulp
         from tests.helpers import instance_data

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import optimizer
 from optimizer import SolveStatus
-from optimizer.greedy import greedy_plan
+from optimizer.analyses.greedy import greedy_plan
 from tests.helpers import chipmix, instance_data, pool, site, solve_checked, training, inference
 
 

@@ -11,9 +11,9 @@ import pytest
 
 import optimizer
 from optimizer import SolveStatus
-from optimizer.backends import SolverError
-from optimizer.backends import highs_worker
-from optimizer.backends.highs_worker import WorkerProblem, run_in_worker
+from optimizer.solvers.backends import SolverError
+from optimizer.solvers.backends.highs import worker as highs_worker
+from optimizer.solvers.backends.highs.worker import WorkerProblem, run_in_worker
 from tests.helpers import instance_data, solve_checked
 
 
@@ -105,8 +105,8 @@ def test_a_worker_whose_parent_is_killed_ends_itself(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(
         "import time, numpy as np, scipy.sparse as sp\n"
-        "from optimizer.backends.highs_worker import WorkerProblem, run_in_worker\n"
-        "from optimizer.backends import highs_worker\n"
+        "from optimizer.solvers.backends.highs.worker import WorkerProblem, run_in_worker\n"
+        "from optimizer.solvers.backends.highs import worker as highs_worker\n"
         "import subprocess, sys\n"
         "original = subprocess.Popen\n"
         "def popen(*a, **k):\n"

@@ -9,7 +9,7 @@ import optimizer
 from optimizer.errors import InputError
 from optimizer.library.build import build_instance
 from optimizer.library.generate import generate_instance, render_generated
-from optimizer.loading import instance_from_data
+from optimizer.input.loading import instance_from_data
 from tests.helpers import chipmix, solve_checked
 
 DATA = Path(__file__).resolve().parents[1] / "instances" / "data"

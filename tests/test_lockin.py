@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 import optimizer
 from optimizer.errors import InputError
-from optimizer.greedy import greedy_plan
-from optimizer.lockin import lockin_table, restrict, sweep
-from optimizer.scenarios import load_scenarios
+from optimizer.analyses.greedy import greedy_plan
+from optimizer.analyses.lockin import lockin_table, restrict, sweep
+from optimizer.analyses.scenarios import load_scenarios
 from tests.helpers import chip, chipmix, inference, instance_data, pool, site
 
 INSTANCES = Path(__file__).resolve().parents[1] / "instances"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import optimizer
-from optimizer.progress import Progress
+from optimizer.solvers.progress import Progress
 from tests.helpers import chipmix, solve_checked
 
 FRONTIER = Path(__file__).resolve().parents[1] / "instances" / "frontier-lab-week.yaml"

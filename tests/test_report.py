@@ -9,8 +9,8 @@ import yaml
 from openpyxl import load_workbook
 
 import optimizer
-from optimizer.lockin import lockin_table
-from optimizer.report import build_tables
+from optimizer.analyses.lockin import lockin_table
+from optimizer.surfaces.report import build_tables
 from tests.helpers import chip, chipmix, inference, instance_data, pool, site, solve_checked, training
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

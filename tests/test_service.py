@@ -40,7 +40,7 @@ class Server:
 
     def start(self) -> "Server":
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "optimizer.cli", "serve", "--port", str(self.port), "--db", str(self.db), *self.flags],
+            [sys.executable, "-m", "optimizer.surfaces.cli", "serve", "--port", str(self.port), "--db", str(self.db), *self.flags],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         deadline = time.monotonic() + 60

@@ -23,7 +23,7 @@ from optimizer.library.traces import (
     mean_llm_tokens_per_request,
     weekly_rhythm,
 )
-from optimizer.loading import instance_from_data, read_document, validate_document
+from optimizer.input.loading import instance_from_data, read_document, validate_document
 
 _VENDORS = {"nvidia": "nvidia", "google": "google", "aws": "aws", "amd": "amd"}
 

@@ -14,7 +14,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
-from optimizer.schema import Efficiency, Id, NonNegativeFloat, PositiveFloat, Pricing, StrictModel
+from optimizer.input.schema import Efficiency, Id, NonNegativeFloat, PositiveFloat, Pricing, StrictModel
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
 

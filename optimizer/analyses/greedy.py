@@ -1,0 +1,216 @@
+"""The industry's rule of thumb as a baseline plan: "route each hour's demand to the lowest
+$/FLOP device available".
+
+1. Inference, hour by hour (hard workloads first, then by unmet price, highest first): fill each
+   workload's demand from its eligible pools in order of USD per useful PFLOP/s-hour (chip price
+   plus energy), in whole blocks, within pool capacity and site power.  A soft workload gets a
+   block only if the block costs less than leaving that demand unmet.
+2. Training, run by run (hard first, then by deadline): place the work in the cheapest
+   (pool, hour) slots left in its window, in order of USD per useful EFLOP, within capacity,
+   power and ``max_chips``.  A single-site run tries every eligible site and keeps the cheapest
+   that finishes (or the one that delivers most).  A priced run only buys slots cheaper than its
+   shortfall price.  A gang run takes the cheapest (pool, start) whose whole span still has its
+   chips and power, if that costs less than its shortfall (or it is hard).
+3. Greedy rents by the hour and never commits: reserved pools are not used.
+
+The plan is accounted by the same code as a solved plan, so it can be written and checked.  If
+greedy leaves hard demand unserved, its status is ``infeasible`` and the frames say how much.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from optimizer.model.data import EFLOP_PER_TFLOPS_HOUR, ModelData, build_model_data
+from optimizer.plans.plan import Plan
+from optimizer.solvers.result import SolveStatus
+from optimizer.input.schema import Instance
+
+
+class _State:
+    def __init__(self, data: ModelData):
+        self.blocks_left = np.where(data.pool_reserved[:, None], 0, data.pool_available_blocks).astype(np.int64)
+        self.power_left_kw = data.site_power_cap_kw.copy()
+        self.chips = np.zeros(data.n_alloc, dtype=np.int64)
+        self.gang_started = np.zeros(len(data.gang_workload), dtype=bool)
+
+    def copy(self) -> "_State":
+        other = object.__new__(_State)
+        other.blocks_left = self.blocks_left.copy()
+        other.power_left_kw = self.power_left_kw.copy()
+        other.chips = self.chips.copy()
+        other.gang_started = self.gang_started.copy()
+        return other
+
+
+def _room_in_blocks(data: ModelData, state: _State, k: int, kw_per_block: np.ndarray) -> int:
+    p, t = data.alloc_pool[k], data.alloc_hour[k]
+    room = min(int(state.blocks_left[p, t]), int(data.alloc_max_blocks[k]) - int(state.chips[k] // data.pool_block[p]))
+    power = state.power_left_kw[data.pool_site[p], t]
+    if math.isfinite(power):
+        room = min(room, int(math.floor(power / kw_per_block[p] + 1e-9)))
+    return max(room, 0)
+
+
+def _take(data: ModelData, state: _State, k: int, blocks: int, kw_per_block: np.ndarray) -> None:
+    p, t = data.alloc_pool[k], data.alloc_hour[k]
+    state.blocks_left[p, t] -= blocks
+    state.power_left_kw[data.pool_site[p], t] -= blocks * kw_per_block[p]
+    state.chips[k] += blocks * data.pool_block[p]
+
+
+def _serve_inference(data: ModelData, state: _State, usd_per_chip_hour: np.ndarray, kw_per_block: np.ndarray) -> None:
+    rate_pflops = data.alloc_rate_tflops / 1000.0
+    usd_per_pflops_hour = usd_per_chip_hour / rate_pflops
+    inference = [w for w in range(len(data.workload_ids)) if data.workload_is_inference[w]]
+    # Hard first (nan price), then the most expensive to leave unmet.
+    inference.sort(key=lambda w: (not np.isnan(data.unmet_usd_per_pflops_hour[w]), -np.nan_to_num(data.unmet_usd_per_pflops_hour[w])))
+    by_workload_hour: dict[tuple[int, int], list[int]] = {}
+    for k in range(data.n_alloc):
+        by_workload_hour.setdefault((int(data.alloc_workload[k]), int(data.alloc_hour[k])), []).append(k)
+    for t in range(data.hours):
+        for w in inference:
+            need = float(data.inference_demand_pflops[w, t])
+            penalty = data.unmet_usd_per_pflops_hour[w]
+            for k in sorted(by_workload_hour.get((w, t), []), key=lambda k: (usd_per_pflops_hour[k], k)):
+                if need <= 1e-9:
+                    break
+                p = data.alloc_pool[k]
+                pflops_per_block = rate_pflops[k] * data.pool_block[p]
+                wanted = math.ceil(need / pflops_per_block - 1e-9)
+                blocks = min(wanted, _room_in_blocks(data, state, k, kw_per_block))
+                if not np.isnan(penalty):
+                    # Buy only blocks that cost less than the demand they serve would cost unmet.
+                    block_cost = usd_per_chip_hour[k] * data.pool_block[p]
+                    while blocks > 0 and block_cost > penalty * min(need - (blocks - 1) * pflops_per_block, pflops_per_block):
+                        blocks -= 1
+                if blocks > 0:
+                    _take(data, state, k, blocks, kw_per_block)
+                    need -= blocks * pflops_per_block
+
+
+def _place_training(data: ModelData, state: _State, w: int, slots: np.ndarray, usd_per_eflop: np.ndarray, kw_per_block: np.ndarray) -> float:
+    """Fill run ``w`` from ``slots`` (cheapest first); return the EFLOP delivered."""
+    eflop_per_chip = data.alloc_rate_tflops * EFLOP_PER_TFLOPS_HOUR
+    max_chips = data.training_max_chips[w]
+    chips_in_hour: dict[int, int] = {}
+    for k in np.nonzero(data.alloc_workload == w)[0]:
+        chips_in_hour[int(data.alloc_hour[k])] = chips_in_hour.get(int(data.alloc_hour[k]), 0) + int(state.chips[k])
+    remaining = float(data.training_work_eflop[w]) - float(np.sum(state.chips[data.alloc_workload == w] * eflop_per_chip[data.alloc_workload == w]))
+    price = data.short_usd_per_eflop[w]
+    for k in slots:
+        if remaining <= 1e-9:
+            break
+        if not np.isnan(price) and usd_per_eflop[k] >= price:
+            break  # slots are sorted: every later one costs more than the shortfall
+        p, t = data.alloc_pool[k], int(data.alloc_hour[k])
+        block = int(data.pool_block[p])
+        room = _room_in_blocks(data, state, k, kw_per_block)
+        if np.isfinite(max_chips):
+            room = min(room, (int(max_chips) - chips_in_hour.get(t, 0)) // block)
+        blocks = min(room, math.ceil(remaining / (eflop_per_chip[k] * block) - 1e-9))
+        if blocks > 0:
+            _take(data, state, k, blocks, kw_per_block)
+            chips_in_hour[t] = chips_in_hour.get(t, 0) + blocks * block
+            remaining -= blocks * block * eflop_per_chip[k]
+    return float(data.training_work_eflop[w]) - max(remaining, 0.0)
+
+
+def _place_gang(data: ModelData, state: _State, w: int, kw_per_block: np.ndarray) -> None:
+    """Start gang run ``w`` at its cheapest option that still fits (rented pools only)."""
+    best: tuple[float, int] | None = None
+    for o in np.nonzero(data.gang_workload == w)[0]:
+        p = int(data.gang_pool[o])
+        if data.pool_reserved[p]:
+            continue
+        span = np.arange(data.gang_start[o], data.gang_start[o] + data.gang_duration[o])
+        site = data.pool_site[p]
+        need_kw = data.gang_blocks[o] * kw_per_block[p]
+        if np.any(state.blocks_left[p, span] < data.gang_blocks[o]) or np.any(state.power_left_kw[site, span] < need_kw - 1e-9):
+            continue
+        energy = data.pool_chip_power_kw[p] * data.site_energy_usd_per_kwh[site, span]
+        cost = float(data.gang_chips[w] * np.sum(data.pool_usd_per_chip_hour[p] + energy))
+        if best is None or (cost, int(o)) < best:
+            best = (cost, int(o))
+    price = data.short_usd_per_eflop[w]
+    if best is None or (not np.isnan(price) and best[0] >= price * data.training_work_eflop[w]):
+        return
+    o = best[1]
+    p = int(data.gang_pool[o])
+    span = np.arange(data.gang_start[o], data.gang_start[o] + data.gang_duration[o])
+    state.blocks_left[p, span] -= data.gang_blocks[o]
+    state.power_left_kw[data.pool_site[p], span] -= data.gang_blocks[o] * kw_per_block[p]
+    state.gang_started[o] = True
+
+
+def _place_trainings(data: ModelData, state: _State, usd_per_chip_hour: np.ndarray, kw_per_block: np.ndarray) -> _State:
+    usd_per_eflop = usd_per_chip_hour / (data.alloc_rate_tflops * EFLOP_PER_TFLOPS_HOUR)
+    runs = [w for w in range(len(data.workload_ids)) if not data.workload_is_inference[w]]
+    deadline = np.zeros(len(data.workload_ids))
+    for w in runs:
+        hours = data.alloc_hour[data.alloc_workload == w]
+        ends = (data.gang_start + data.gang_duration)[data.gang_workload == w]
+        deadline[w] = hours.max() if len(hours) else (ends.max() if len(ends) else 0)
+    runs.sort(key=lambda w: (not np.isnan(data.short_usd_per_eflop[w]), deadline[w], w))
+    for w in runs:
+        if data.workload_is_gang[w]:
+            _place_gang(data, state, w, kw_per_block)
+            continue
+        mine = np.nonzero(data.alloc_workload == w)[0]
+        order = mine[np.lexsort((mine, usd_per_eflop[mine]))]
+        if not data.training_single_site[w]:
+            _place_training(data, state, w, order, usd_per_eflop, kw_per_block)
+            continue
+        best: tuple[tuple[float, float], _State] | None = None
+        for site in np.unique(data.pool_site[data.alloc_pool[order]]):
+            trial = state.copy()
+            in_site = order[data.pool_site[data.alloc_pool[order]] == site]
+            delivered = _place_training(data, trial, w, in_site, usd_per_eflop, kw_per_block)
+            short = float(data.training_work_eflop[w]) - delivered
+            spent = float(np.sum((trial.chips - state.chips)[in_site] * usd_per_chip_hour[in_site]))
+            penalty = short * np.nan_to_num(data.short_usd_per_eflop[w], nan=1e12)
+            key = (spent + penalty, float(site))
+            if best is None or key < best[0]:
+                best = (key, trial)
+        if best is not None:
+            state = best[1]
+    return state
+
+
+def greedy_plan(instance: Instance) -> Plan:
+    """The greedy baseline plan (see the module docstring), accounted like a solved plan."""
+    from optimizer.plans.solve import account_plan
+
+    started = time.perf_counter()
+    data = build_model_data(instance)
+    pool = data.alloc_pool
+    energy_usd_per_kwh = data.site_energy_usd_per_kwh[data.pool_site[pool], data.alloc_hour]
+    usd_per_chip_hour = data.pool_usd_per_chip_hour[pool] + data.pool_chip_power_kw[pool] * energy_usd_per_kwh
+    kw_per_block = data.pool_block * data.pool_chip_power_kw
+    state = _State(data)
+    _serve_inference(data, state, usd_per_chip_hour, kw_per_block)
+    state = _place_trainings(data, state, usd_per_chip_hour, kw_per_block)
+
+    plan = Plan(
+        instance=instance.name,
+        engine="greedy",
+        status=SolveStatus.FEASIBLE,
+        solve_seconds=time.perf_counter() - started,
+        objective_usd=None,
+        bound_usd=None,  # greedy proves nothing
+        gap=None,
+        details={"method": "greedy: lowest USD per useful FLOP first, hour by hour; no reservations"},
+    )
+    account_plan(plan, data, state.chips, np.zeros(len(data.pool_ids), dtype=np.int64), gang_started=state.gang_started)
+    plan.objective_usd = plan.cost_usd["total"]
+    hard_unmet = plan.unmet[plan.unmet.workload.isin([data.workload_ids[w] for w in np.nonzero(data.hard_inference)[0]])]
+    hard_short = plan.shortfall[
+        plan.shortfall.workload.isin([data.workload_ids[w] for w in np.nonzero(data.hard_training)[0]])
+        & (plan.shortfall.short_eflop > 0)
+    ]
+    if len(hard_unmet) or len(hard_short):
+        plan.status = SolveStatus.INFEASIBLE  # greedy could not serve the hard demand; frames say how much
+    return plan

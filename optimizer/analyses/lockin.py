@@ -1,0 +1,311 @@
+"""What vendor and cloud lock-in costs: the same demand planned on all pools and on restrictions.
+
+``lockin_table(instance)`` solves the instance as given (``multi``), restricted to the pools of
+one chip vendor (``vendor=nvidia`` ...) and of one cloud (``cloud=aws`` ...; owned campuses are
+the cloud ``owned``), plus the ``greedy`` baseline, and returns one row per plan.
+``sweep(instance, scenarios, restrictions)`` solves every scenario x restriction pair twice:
+re-optimised from scratch, and with the reservations of the restriction's base plan held fixed
+(the capacity already bought, hit by the shock); rows run in parallel in a process pool or on a
+Dask cluster, and a failing row never stops the others.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+
+from optimizer.errors import ChipmixError, FieldError, InputError
+from optimizer.solvers.options import SolveOptions
+from optimizer.input.schema import Instance
+
+#: 1 PFLOP/s sustained for one hour is 3.6 EFLOP.
+EFLOP_PER_PFLOPS_HOUR = 3.6
+MULTI, GREEDY = "multi", "greedy"
+
+ROW_COLUMNS = [
+    "scenario", "view", "plan", "pools", "status", "gap", "total_usd", "usage_usd", "reserved_usd",
+    "energy_usd", "penalty_usd", "unmet_pflops_hours", "short_eflop", "delivered_eflop",
+    "usd_per_delivered_eflop", "premium_usd", "premium_pct", "note", "solve_seconds",
+]
+
+
+def restrictions_of(instance: Instance) -> list[str]:
+    """``multi``, one ``vendor=X`` per chip vendor with pools, one ``cloud=Y`` per cloud with pools."""
+    vendor = {chip.id: chip.vendor for chip in instance.chips}
+    cloud = {site.id: site.cloud for site in instance.sites}
+    vendors = sorted({vendor[pool.chip] for pool in instance.pools})
+    clouds = sorted({cloud[pool.site] for pool in instance.pools})
+    return [MULTI] + [f"vendor={v}" for v in vendors] + [f"cloud={c}" for c in clouds]
+
+
+def restrict(instance: Instance, restriction: str) -> Instance:
+    """The instance with only the pools the restriction keeps (``multi`` keeps all)."""
+    if restriction in (MULTI, GREEDY):
+        return instance
+    key, _, value = restriction.partition("=")
+    if key not in ("vendor", "cloud") or not value:
+        raise InputError("--restrictions", [FieldError(restriction, "use multi, greedy, vendor=NAME or cloud=NAME")])
+    vendor = {chip.id: chip.vendor for chip in instance.chips}
+    cloud = {site.id: site.cloud for site in instance.sites}
+    kept = [p for p in instance.pools if (vendor[p.chip] if key == "vendor" else cloud[p.site]) == value]
+    if not kept:
+        raise InputError("--restrictions", [FieldError(restriction, f"keeps no pool of {instance.name}")])
+    # Only pools go: every other check of the instance still holds, so no re-validation is needed;
+    # demand that the kept pools cannot serve shows up as unmet or infeasible in the solve.
+    return instance.model_copy(update={"pools": kept})
+
+
+def _delivered_eflop(instance: Instance, plan) -> float:
+    pflops_hours, work_eflop = total_demand(instance)
+    return (pflops_hours - plan.unmet_pflops_hours) * EFLOP_PER_PFLOPS_HOUR + work_eflop - plan.short_eflop
+
+
+def plan_row(instance: Instance, plan, restriction: str, pools: int) -> dict[str, Any]:
+    """One table row from a plan (solved or greedy), with no comparison yet."""
+    row: dict[str, Any] = {"plan": restriction, "pools": pools, "status": plan.status.value, "gap": plan.gap,
+                           "solve_seconds": round(plan.solve_seconds, 3), "note": ""}
+    if plan.cost_usd:
+        spend = plan.cost_usd["usage"] + plan.cost_usd["reserved"] + plan.cost_usd["energy"]
+        delivered = _delivered_eflop(instance, plan)
+        row.update(
+            total_usd=plan.cost_usd["total"], usage_usd=plan.cost_usd["usage"], reserved_usd=plan.cost_usd["reserved"],
+            energy_usd=plan.cost_usd["energy"], penalty_usd=plan.cost_usd["penalty"],
+            unmet_pflops_hours=plan.unmet_pflops_hours, short_eflop=plan.short_eflop, delivered_eflop=delivered,
+            usd_per_delivered_eflop=spend / delivered if delivered > 0 else None,
+        )
+    if plan.status.value == "infeasible":
+        report = plan.infeasibility
+        if report is not None and not plan.cost_usd:
+            row.update(unmet_pflops_hours=report.unserved_pflops_hours, short_eflop=report.unserved_eflop)
+            parts = [f"{report.unserved_pflops_hours:,.4g} PFLOP/s-h"] if report.unserved_pflops_hours else []
+            parts += [f"{report.unserved_eflop:,.4g} EFLOP"] if report.unserved_eflop else []
+            row["note"] = f"cannot serve the hard demand: at least {' and '.join(parts) or 'some'} unserved"
+        elif plan.cost_usd:
+            row["note"] = "leaves hard demand unserved (greedy)"
+    elif not plan.has_plan:
+        row["note"] = f"no plan within the limits ({plan.details.get('solver_status', '')})"
+    return row
+
+
+#: A restriction "serves the same demand" when it leaves at most this share of the total demand
+#: more unserved than the reference: block rounding leaves small priced remainders either way.
+SERVED_TOLERANCE = 1e-3
+
+
+def compare(rows: list[dict[str, Any]], reference: dict[str, Any], demand: tuple[float, float] | None = None) -> None:
+    """Premium of each row against the reference (multi-vendor) row of the same scenario and view.
+
+    A percentage only where the row serves the same demand as the reference (within
+    :data:`SERVED_TOLERANCE` of the total inference demand and training work, ``demand``);
+    otherwise the note says how much more it leaves unserved (a premium on less work means nothing).
+    """
+    base_total = reference.get("total_usd")
+    total_pflops_hours, total_eflop = demand or (0.0, 0.0)
+    for row in rows:
+        if row is reference or row.get("total_usd") is None or base_total is None:
+            continue
+        row["premium_usd"] = row["total_usd"] - base_total
+        more_unmet = row["unmet_pflops_hours"] - reference["unmet_pflops_hours"]
+        more_short = row["short_eflop"] - reference["short_eflop"]
+        if more_unmet <= SERVED_TOLERANCE * max(total_pflops_hours, 1.0) and more_short <= SERVED_TOLERANCE * max(total_eflop, 1.0):
+            row["premium_pct"] = 100.0 * row["premium_usd"] / base_total if base_total else None
+        else:
+            extra = f"leaves {max(more_unmet, 0):,.4g} PFLOP/s-h more unmet and {max(more_short, 0):,.4g} EFLOP more short than multi"
+            row["note"] = f"{row['note']}; {extra}" if row["note"] else extra
+
+
+def total_demand(instance: Instance) -> tuple[float, float]:
+    """(inference demand in PFLOP/s-hours, training work in EFLOP) of the instance."""
+    pflops_hours = 0.0
+    for workload in instance.workloads:
+        if workload.type == "inference":
+            values = workload.demand_pflops
+            pflops_hours += sum(values) if isinstance(values, tuple) else values * instance.hours
+    return pflops_hours, float(sum(w.work_eflop for w in instance.workloads if w.type == "training"))
+
+
+def run_plan(instance: Instance, restriction: str, options: SolveOptions, fixed_reservations=None):
+    """Solve (or, for ``greedy``, build) the plan of one restriction; returns (plan, pools kept)."""
+    from optimizer.analyses.greedy import greedy_plan
+    from optimizer.plans.solve import solve
+
+    if restriction == GREEDY:
+        return greedy_plan(instance), len(instance.pools)
+    restricted = restrict(instance, restriction)
+    if fixed_reservations:
+        kept = {p.id for p in restricted.pools}
+        fixed_reservations = {k: v for k, v in fixed_reservations.items() if k in kept}
+    return solve(restricted, options, fixed_reservations=fixed_reservations or None), len(restricted.pools)
+
+
+def lockin_table(
+    instance: Instance, options: SolveOptions | None = None, restrictions: Iterable[str] | None = None,
+    greedy: bool = True, on_row: Callable[[dict], None] | None = None,
+) -> pd.DataFrame:
+    """Multi-vendor, every single-vendor and single-cloud restriction, and greedy: one row each."""
+    options = options or SolveOptions()
+    names = list(restrictions) if restrictions is not None else restrictions_of(instance)
+    if MULTI not in names:
+        names.insert(0, MULTI)
+    if greedy and GREEDY not in names:
+        names.append(GREEDY)
+    rows = []
+    for name in names:
+        plan, pools = run_plan(instance, name, options)
+        row = {"scenario": "base", "view": "reoptimised", **plan_row(instance, plan, name, pools)}
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    compare(rows, rows[0], total_demand(instance))
+    return pd.DataFrame(rows).reindex(columns=ROW_COLUMNS)
+
+
+# -- sweeps ----------------------------------------------------------------------------------------
+
+
+def _sweep_task(task: dict[str, Any]) -> dict[str, Any]:
+    """Solve one scenario x restriction x view; never raises (a failure is reported in the row)."""
+    from optimizer.input.loading import instance_from_data
+    from optimizer.analyses.scenarios import Scenario, apply_scenario
+
+    head = {"scenario": task["scenario"]["name"], "view": task["view"], "plan": task["restriction"]}
+    try:
+        instance = instance_from_data(task["instance"], source="sweep instance")
+        scenario = Scenario.model_validate(task["scenario"])
+        shocked = apply_scenario(instance, scenario)
+        options = SolveOptions.model_validate(task["options"])
+        plan, pools = run_plan(shocked, task["restriction"], options, task.get("fixed_reservations"))
+        row = {**head, **plan_row(shocked, plan, task["restriction"], pools)}
+        if plan.has_plan:
+            row["_reservations"] = dict(zip(plan.reservations.pool, map(int, plan.reservations.chips)))
+        return row
+    except InputError as exc:
+        return {**head, "status": "infeasible", "note": exc.render().replace("\n", " ")}
+    except ChipmixError as exc:
+        return {**head, "status": "error", "note": str(exc).replace("\n", " ")}
+    except Exception as exc:  # noqa: BLE001 - one broken row must not stop a sweep
+        last = traceback.format_exc().strip().splitlines()[-1]
+        return {**head, "status": "error", "note": f"{type(exc).__name__}: {exc} ({last})"}
+
+
+def default_workers(threads: int | None) -> int:
+    """Workers x solver threads <= cores."""
+    cores = os.cpu_count() or 1
+    return max(1, cores // max(1, threads or 1))
+
+
+def sweep(
+    instance: Instance, scenarios: list, restrictions: list[str] | None = None, options: SolveOptions | None = None,
+    workers: int | None = None, cluster: str | None = None, on_row: Callable[[dict], None] | None = None,
+) -> pd.DataFrame:
+    """Every scenario x restriction, re-optimised and with base reservations held; one tidy table."""
+    from optimizer.analyses.scenarios import Scenario
+
+    options = options or SolveOptions()
+    if options.threads is None:
+        options = options.model_copy(update={"threads": 1})  # parallelism comes from the workers
+    names = list(restrictions) if restrictions else restrictions_of(instance)
+    if MULTI not in names:
+        names.insert(0, MULTI)
+    for name in names:
+        restrict(instance, name)  # fail fast on a bad restriction, before any solve
+    payload = instance.model_dump(mode="json", exclude_none=True)
+    base = Scenario(name="base", description="the instance as given")
+    all_scenarios = [base] + [s for s in scenarios if s.name != "base"]
+
+    def task(scenario, restriction, view, fixed=None):
+        return {"instance": payload, "scenario": scenario.model_dump(mode="json"), "restriction": restriction,
+                "view": view, "options": options.model_dump(), "fixed_reservations": fixed}
+
+    run = _dask_runner(cluster) if cluster else _process_runner(workers or default_workers(options.threads))
+    # Phase 1: every re-optimised row; the base rows also bring back their plan's reservations.
+    rows = run([task(s, r, "reoptimised") for s in all_scenarios for r in names], on_row)
+    bought = {r["plan"]: r.get("_reservations") for r in rows if r["scenario"] == "base"}
+    # Phase 2: each shock hitting the capacity each restriction's base plan already reserved.
+    held = [
+        task(s, r, "reservations_held", bought[r])
+        for s in all_scenarios[1:]
+        for r in names
+        if r != GREEDY and bought.get(r) is not None
+    ]
+    rows += run(held, on_row)
+    for scenario in all_scenarios:
+        for view in ("reoptimised", "reservations_held"):
+            group = [r for r in rows if r["scenario"] == scenario.name and r["view"] == view]
+            reference = next((r for r in group if r["plan"] == MULTI), None)
+            if reference is not None:
+                compare(group, reference, total_demand(instance))
+    order = {name: i for i, name in enumerate(names)}
+    scen_order = {s.name: i for i, s in enumerate(all_scenarios)}
+    frame = pd.DataFrame(rows).reindex(columns=ROW_COLUMNS)
+    frame["_s"] = frame.scenario.map(scen_order)
+    frame["_v"] = (frame.view != "reoptimised").astype(int)
+    frame["_p"] = frame.plan.map(order)
+    return frame.sort_values(["_s", "_v", "_p"]).drop(columns=["_s", "_v", "_p"]).reset_index(drop=True)
+
+
+def _collect(finished: Iterable[tuple[dict[str, Any], Any]], on_row) -> list[dict[str, Any]]:
+    """Rows of (task, future) pairs in the order they finish; a dead worker fails its row only."""
+    rows = []
+    for item, future in finished:
+        try:
+            row = future.result()
+        except Exception as exc:  # noqa: BLE001
+            row = {"scenario": item["scenario"]["name"], "view": item["view"], "plan": item["restriction"],
+                   "status": "error", "note": f"worker failed: {type(exc).__name__}: {exc}"}
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    return rows
+
+
+def format_cell(value: Any, kind: str = "") -> str:
+    """One table cell as the CLI and docs/benchmarks.md show it (kind: usd, pct, gap or plain)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if kind == "usd":
+        return f"{value:,.0f}"
+    if kind == "pct":
+        return f"{value:+.2f}%"
+    if kind == "gap":
+        return "inf" if value == float("inf") else f"{value:.3%}"
+    return f"{value:,.4g}" if isinstance(value, float) else str(value)
+
+
+def _process_runner(workers: int):
+    def run(tasks: list[dict], on_row) -> list[dict]:
+        if not tasks:
+            return []
+        rows = []
+        if workers <= 1:
+            for item in tasks:
+                rows.append(_sweep_task(item))
+                if on_row:
+                    on_row(rows[-1])
+            return rows
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_sweep_task, item): item for item in tasks}
+            return _collect(((futures[f], f) for f in as_completed(futures)), on_row)
+
+    return run
+
+
+def _dask_runner(address: str):
+    try:
+        from distributed import Client, as_completed as dask_completed
+    except ImportError:
+        raise ChipmixError("--cluster needs Dask: pip install 'chipmix[dask]'") from None
+
+    def run(tasks: list[dict], on_row) -> list[dict]:
+        if not tasks:
+            return []
+        with Client(address) as client:
+            futures = client.map(_sweep_task, tasks, pure=False)
+            by_key = {f.key: item for f, item in zip(futures, tasks)}
+            return _collect(((by_key[f.key], f) for f in dask_completed(futures)), on_row)
+
+    return run

@@ -1,0 +1,268 @@
+"""Cross-entity checks of an instance, each with a field path and a fix-it hint.
+
+The schema checks each field on its own; here we check what needs the whole
+instance: ids are unique and resolve, hourly lists have ``hours`` entries,
+training windows fit the horizon, and hard demand is not impossible on its
+face (no pool could serve it even with every chip to itself).  Every problem is
+collected, so a planner fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from optimizer.errors import FieldError
+from optimizer.input.schema import InferenceWorkload, Instance, Pool, TrainingWorkload
+from optimizer.units import EFLOP_PER_TFLOPS_HOUR, gang_duration_hours, hour_ranges
+
+
+
+def _known(ids: Iterable[str], limit: int = 12) -> str:
+    ids = sorted(ids)
+    shown = ", ".join(ids[:limit])
+    return shown + (f", ... ({len(ids)} in all)" if len(ids) > limit else "")
+
+
+def _hourly_value(value: float | int | tuple, hour: int) -> float:
+    return value[hour] if isinstance(value, tuple) else value
+
+
+def check_instance(instance: Instance) -> list[FieldError]:
+    """Return every cross-entity problem of ``instance`` (empty when it is consistent)."""
+    errors: list[FieldError] = []
+    hours = instance.hours
+
+    def paths(kind: str, entries: Sequence) -> list[str]:
+        return [f"{kind}[{i}]({entry.id})" for i, entry in enumerate(entries)]
+
+    chip_paths, site_paths = paths("chips", instance.chips), paths("sites", instance.sites)
+    pool_paths, workload_paths = paths("pools", instance.pools), paths("workloads", instance.workloads)
+
+    for kind, entries, entry_paths in (
+        ("chips", instance.chips, chip_paths),
+        ("sites", instance.sites, site_paths),
+        ("pools", instance.pools, pool_paths),
+        ("workloads", instance.workloads, workload_paths),
+    ):
+        first_path: dict[str, str] = {}
+        for entry, path in zip(entries, entry_paths):
+            if entry.id in first_path:
+                errors.append(
+                    FieldError(
+                        f"{path}.id",
+                        f"duplicate id {entry.id!r} in {kind} (first at {first_path[entry.id]})",
+                        "give each entry its own id",
+                    )
+                )
+            else:
+                first_path[entry.id] = path
+
+    chips = {chip.id: chip for chip in instance.chips}
+    sites = {site.id: site for site in instance.sites}
+
+    def check_length(path: str, value: object, what: str) -> None:
+        if isinstance(value, tuple) and len(value) != hours:
+            errors.append(
+                FieldError(
+                    path,
+                    f"hourly list has {len(value)} entries, expected hours = {hours}",
+                    f"give one {what} per hour, or a single number for every hour",
+                )
+            )
+
+    for site, path in zip(instance.sites, site_paths):
+        if site.power_cap_mw is not None:
+            check_length(f"{path}.power_cap_mw", site.power_cap_mw, "cap")
+        check_length(f"{path}.energy_usd_per_mwh", site.energy_usd_per_mwh, "price")
+
+    for pool, path in zip(instance.pools, pool_paths):
+        if pool.site not in sites:
+            errors.append(
+                FieldError(f"{path}.site", f"unknown site {pool.site!r}", f"use one of: {_known(sites)}")
+            )
+        if pool.chip not in chips:
+            errors.append(
+                FieldError(f"{path}.chip", f"unknown chip {pool.chip!r}", f"use one of: {_known(chips)}")
+            )
+        if pool.pricing == "reserved" and isinstance(pool.available, tuple):
+            errors.append(
+                FieldError(
+                    f"{path}.available",
+                    "a reserved pool's available is the most chips that can be reserved, a single integer",
+                    "give one number; reserved chips are held for the whole horizon",
+                )
+            )
+        else:
+            check_length(f"{path}.available", pool.available, "chip count")
+
+    for workload, path in zip(instance.workloads, workload_paths):
+        for chip_id in workload.efficiency:
+            if chip_id not in chips:
+                errors.append(
+                    FieldError(
+                        f"{path}.efficiency.{chip_id}",
+                        f"unknown chip {chip_id!r}",
+                        f"use one of: {_known(chips)}",
+                    )
+                )
+        for position, site_id in enumerate(workload.sites or ()):
+            if site_id not in sites:
+                errors.append(
+                    FieldError(
+                        f"{path}.sites[{position}]", f"unknown site {site_id!r}", f"use one of: {_known(sites)}"
+                    )
+                )
+        if isinstance(workload, InferenceWorkload):
+            check_length(f"{path}.demand_pflops", workload.demand_pflops, "demand")
+        else:
+            deadline = workload.deadline_hour if workload.deadline_hour is not None else hours
+            if workload.deadline_hour is not None and workload.deadline_hour > hours:
+                errors.append(
+                    FieldError(
+                        f"{path}.deadline_hour",
+                        f"deadline {workload.deadline_hour} is past the horizon (hours = {hours})",
+                        f"use at most {hours} (deadlines are exclusive)",
+                    )
+                )
+            if workload.release_hour >= deadline:
+                errors.append(
+                    FieldError(
+                        f"{path}.release_hour",
+                        f"release hour {workload.release_hour} leaves no hour before the deadline {deadline}",
+                        "release the run before its (exclusive) deadline",
+                    )
+                )
+
+    if errors:
+        # The face-value demand checks below need resolved ids and right lengths.
+        return errors
+    errors += _gang_problems(instance, workload_paths)
+    if errors:
+        return errors
+    errors += _impossible_hard_demand(instance, workload_paths)
+    return errors
+
+
+def _gang_problems(instance: Instance, workload_paths: list[str]) -> list[FieldError]:
+    """A gang run's chips must be whole blocks of every pool it may use, and within max_chips."""
+    errors: list[FieldError] = []
+    for workload, path in zip(instance.workloads, workload_paths):
+        chips = getattr(workload, "gang_chips", None)
+        if chips is None:
+            continue
+        if workload.max_chips is not None and chips > workload.max_chips:
+            errors.append(
+                FieldError(
+                    f"{path}.gang_chips",
+                    f"gang_chips {chips} is more than max_chips {workload.max_chips}",
+                    "raise max_chips or lower gang_chips",
+                )
+            )
+        for pool in instance.pools:
+            if _serves(workload, pool) and chips % pool.block:
+                errors.append(
+                    FieldError(
+                        f"{path}.gang_chips",
+                        f"{chips} chips is not a whole number of pool {pool.id!r}'s {pool.block}-chip blocks",
+                        f"use a multiple of {pool.block}, or leave {pool.chip!r} out of efficiency "
+                        "(or the pool's site out of sites)",
+                    )
+                )
+    return errors
+
+
+def _serves(workload: InferenceWorkload | TrainingWorkload, pool: Pool) -> bool:
+    return pool.chip in workload.efficiency and (workload.sites is None or pool.site in workload.sites)
+
+
+def _impossible_hard_demand(instance: Instance, workload_paths: list[str]) -> list[FieldError]:
+    """Hard demand that exceeds what every eligible chip could deliver, alone and unpowered-capped."""
+    errors: list[FieldError] = []
+    chips = {chip.id: chip for chip in instance.chips}
+
+    def usable_chips(pool: Pool, hour: int) -> int:
+        available = int(_hourly_value(pool.available, hour))
+        return available - available % pool.block
+
+    def rate_tflops(workload, pool: Pool) -> float:
+        return chips[pool.chip].peak_tflops * workload.efficiency[pool.chip] * (1 - pool.interruption_rate)
+
+    for workload, path in zip(instance.workloads, workload_paths):
+        pools = [pool for pool in instance.pools if _serves(workload, pool)]
+        if isinstance(workload, InferenceWorkload):
+            if workload.unmet_usd_per_pflops_hour is not None:
+                continue
+            short_hours, worst = [], None
+            for hour in range(instance.hours):
+                demand = _hourly_value(workload.demand_pflops, hour)
+                if demand <= 0:
+                    continue
+                best = sum(usable_chips(pool, hour) * rate_tflops(workload, pool) for pool in pools) / 1000
+                if best < demand * (1 - 1e-9):
+                    short_hours.append(hour)
+                    if worst is None or demand - best > worst[1] - worst[2]:
+                        worst = (hour, demand, best)
+            if short_hours:
+                hour, demand, best = worst
+                errors.append(
+                    FieldError(
+                        f"{path}.demand_pflops",
+                        f"hard demand exceeds what every eligible pool could deliver in hours "
+                        f"{hour_ranges(short_hours)} (worst: hour {hour} needs {demand:g} PFLOP/s, "
+                        f"at most {best:g} possible)",
+                        "lower the demand, add pools or chips to efficiency, or set unmet_usd_per_pflops_hour",
+                    )
+                )
+        elif workload.short_usd_per_eflop is None and workload.gang_chips is not None:
+            errors += _impossible_gang(instance, workload, path, pools, rate_tflops)
+        elif workload.short_usd_per_eflop is None:
+            deadline = workload.deadline_hour if workload.deadline_hour is not None else instance.hours
+            best_eflop = 0.0
+            for hour in range(workload.release_hour, deadline):
+                # Fastest chips first, up to max_chips: the most work any allocation could do.
+                offers = sorted(
+                    ((rate_tflops(workload, pool), usable_chips(pool, hour)) for pool in pools), reverse=True
+                )
+                room = workload.max_chips if workload.max_chips is not None else float("inf")
+                for rate, count in offers:
+                    take = min(count, room)
+                    best_eflop += take * rate * EFLOP_PER_TFLOPS_HOUR
+                    room -= take
+            if best_eflop < workload.work_eflop * (1 - 1e-9):
+                errors.append(
+                    FieldError(
+                        f"{path}.work_eflop",
+                        f"hard training work {workload.work_eflop:g} EFLOP exceeds the {best_eflop:g} EFLOP "
+                        f"every eligible chip could deliver in hours {workload.release_hour}-{deadline - 1}",
+                        "extend the deadline, add pools, raise max_chips, or set short_usd_per_eflop",
+                    )
+                )
+    return errors
+
+
+def _impossible_gang(instance: Instance, workload: TrainingWorkload, path: str, pools: list[Pool], rate_tflops) -> list[FieldError]:
+    """A hard gang run needs one pool that holds gang_chips for its whole span inside the window."""
+
+    deadline = workload.deadline_hour if workload.deadline_hour is not None else instance.hours
+    chips, shortest = workload.gang_chips, None
+    for pool in pools:
+        duration = gang_duration_hours(workload.work_eflop, chips, rate_tflops(workload, pool))
+        shortest = duration if shortest is None else min(shortest, duration)
+        run = 0
+        for hour in range(workload.release_hour, deadline):
+            available = pool.available if pool.pricing == "reserved" else _hourly_value(pool.available, hour)
+            run = run + 1 if available >= chips else 0
+            if run >= duration:
+                return []
+    reason = (
+        f"no eligible pool can hold {chips} chips for the {shortest} hours the run needs"
+        if shortest is not None
+        else "no pool can run it"
+    )
+    return [
+        FieldError(
+            f"{path}.gang_chips",
+            f"hard gang run: {reason} within hours {workload.release_hour}-{deadline - 1}",
+            "extend the window, add chips, change gang_chips, or set short_usd_per_eflop",
+        )
+    ]

@@ -1,0 +1,46 @@
+"""The chipmix MILP: every constraint family of :data:`optimizer.model.families.FAMILIES`, built
+vectorised from :class:`~optimizer.model.data.ModelData`.
+
+The families are walked three times, in registry order: their columns (and the terms they add to
+shared expressions), their elastic slack (diagnostic model only), then their rows.  The names
+are the names in docs/formulation.md, in LP files and in infeasibility reports.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optimizer.model.data import ModelData
+from optimizer.model.families import FAMILIES
+from optimizer.model.families.base import BuildContext
+from optimizer.model.linear import LinearModel, ModelBuilder
+
+
+def build_model(
+    data: ModelData, *, elastic: bool = False, fixed_reserved_blocks: dict[int, int] | None = None
+) -> LinearModel:
+    """The chipmix MILP.  ``elastic=True`` builds the diagnostic model: hard demand gets
+    slack and the objective is the total slack alone (see :mod:`optimizer.plans.diagnose`).
+    ``fixed_reserved_blocks`` (pool index -> blocks) holds reservations already bought."""
+    ids = {"workload": data.workload_ids, "pool": data.pool_ids, "site": data.site_ids, "chip": data.chip_ids}
+    ctx = BuildContext(data=data, builder=ModelBuilder(ids), elastic=elastic,
+                       fixed_reserved_blocks=fixed_reserved_blocks)
+    for family in FAMILIES:
+        family.add_variables(ctx)
+    if elastic:
+        for family in FAMILIES:
+            family.add_elastic(ctx)
+    for family in FAMILIES:
+        family.add_rows(ctx)
+
+    model = ctx.builder.build()
+    model.hours = data.hours
+    model.expressions = ctx.expressions()
+    model.cumulatives = [resource for family in FAMILIES for resource in family.cumulatives(data, model)]
+    if elastic:
+        # Phase-1 objective: find the least slack, whatever it costs.
+        slack = np.zeros(model.n_cols, dtype=bool)
+        for fam in model.variables.values():
+            slack[fam.slice] = fam.elastic
+        model.col_cost = np.where(slack, model.col_cost, 0.0)
+    return model

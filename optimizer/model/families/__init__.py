@@ -1,0 +1,78 @@
+"""The constraint families, in the order they are built (their columns, then their rows, in this
+order: the order fixes the model's column and row numbering, so it is part of the determinism).
+
+Adding a family: docs/architecture.md has the recipe.
+"""
+
+from __future__ import annotations
+
+from optimizer.model.families import (
+    allocation, gang, inference_demand, pool_capacity, reserved_capacity, single_site, site_power, training_max_chips,
+    training_work,
+)
+from optimizer.model.families.base import BASE_COST_TERMS, ConstraintFamily, CostTerm
+
+#: Every family, in build order.
+FAMILIES: tuple[ConstraintFamily, ...] = (
+    allocation.FAMILY,
+    pool_capacity.FAMILY,
+    reserved_capacity.FAMILY,
+    site_power.FAMILY,
+    inference_demand.FAMILY,
+    training_work.FAMILY,
+    training_max_chips.FAMILY,
+    single_site.FAMILY,
+    gang.FAMILY,
+)
+
+
+class RegistryError(ValueError):
+    """The families' declarations contradict each other (a bug in a family module)."""
+
+
+def cost_terms(families: tuple[ConstraintFamily, ...] = FAMILIES) -> tuple[CostTerm, ...]:
+    """The cost breakdown's terms: the base terms, then each family's new ones in registry order."""
+    out = list(BASE_COST_TERMS)
+    for family in families:
+        out += [term for term in family.cost_terms if term not in out]
+    return tuple(out)
+
+
+def check_registry(families: tuple[ConstraintFamily, ...] = FAMILIES) -> None:
+    """What the rest of chipmix relies on, checked on the declarations themselves:
+
+    - family, variable and row names are unique (they are the name grammar of LP files,
+      reports and the checker);
+    - every cost term a variable feeds is a base term or one its family brings;
+    - every continuous variable sits in exactly one ``>=`` row family, which it names
+      (``covered_by``): CP-SAT's scaling, the decomposition's repair of continuous columns and
+      the diagnosis all read a continuous column as "what that demand row lacks".
+    """
+    names: dict[str, str] = {}
+    rows = {}
+    known_terms = set(cost_terms(families))
+    for family in families:
+        for thing in (family.name,) + tuple(v.name for v in family.variables + family.elastic) + tuple(
+                r.name for r in family.rows):
+            if thing in names and not (thing == family.name and names[thing] == family.name):
+                raise RegistryError(f"{thing!r} is declared twice ({names[thing]} and {family.name})")
+            names[thing] = family.name
+        for row in family.rows:
+            rows[row.name] = row
+            if row.sense not in ("<=", ">=", "="):
+                raise RegistryError(f"{family.name}: row family {row.name} has sense {row.sense!r}")
+    for family in families:
+        for var in family.variables + family.elastic:
+            unknown = [term.key for term in var.cost if term not in known_terms]
+            if unknown:
+                raise RegistryError(f"{family.name}: {var.name} feeds undeclared cost terms {unknown}")
+            if var.integer:
+                continue
+            row = rows.get(var.covered_by or "")
+            if row is None or row.sense != ">=":
+                raise RegistryError(
+                    f"{family.name}: continuous variable {var.name} must name the one '>=' row family it sits in "
+                    f"(covered_by), got {var.covered_by!r}")
+
+
+check_registry()

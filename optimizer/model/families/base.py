@@ -1,0 +1,284 @@
+"""What a constraint family declares, and the context families are built in.
+
+A family (one module in this package) declares, once, everything the rest of chipmix needs to
+know about it:
+
+- its **variables** (:class:`Variable`: name, dims, domain, which cost terms its costs feed,
+  whether each column belongs to one hour, and for a continuous one the ``>=`` row family it
+  sits in) and its **elastic slack** (variables that exist only in the diagnostic model);
+- its **rows** (:class:`Rows`: name as in docs/formulation.md, dims, sense);
+- how it **couples hours** (``couples_hours``: empty for a family whose rows each sit in one
+  hour; otherwise what it ties together), and how the decomposition fixes its horizon-wide
+  decisions from the LP (:meth:`ConstraintFamily.fix_from_lp`);
+- its **diagnosis**: which shortfalls its elastic slack means
+  (:meth:`ConstraintFamily.shortfalls`) and which of its rows are full where demand falls short
+  (:meth:`ConstraintFamily.full`);
+- its **CP-SAT extras** (:meth:`ConstraintFamily.cumulatives`).
+
+Families meet in *expressions* (:class:`Expression`): labelled sums that several families add
+terms to and others read, such as the blocks of each pool in use in each hour (allocations and
+gang runs add to it; pool capacity, reserved capacity and site power read it).  So a row family
+never needs to know which families put chips on a pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from optimizer.model.linear import Cumulative, Family, LinearModel, ModelBuilder
+from optimizer.units import hour_ranges
+
+if TYPE_CHECKING:
+    from optimizer.model.data import ModelData
+
+#: Cost per unit of slack in the elastic (diagnostic) model: only its sign matters there.
+ELASTIC_SLACK_COST = 1.0
+
+
+@dataclass(frozen=True)
+class CostTerm:
+    """A key of the cost breakdown (summary.json ``cost_usd``), in USD."""
+
+    key: str
+    doc: str
+    spend: bool = True  # money paid for compute (False: a penalty for what was not served)
+
+
+USAGE = CostTerm("usage", "chip-hours of rented pools at their usd_per_chip_hour")
+RESERVED = CostTerm("reserved", "reserved chips x usd_per_chip_hour x every hour of the horizon")
+ENERGY = CostTerm("energy", "facility energy (chip power x PUE) at the site's energy price")
+PENALTY = CostTerm("penalty", "priced unmet demand and training shortfall", spend=False)
+#: The order of the breakdown; a family's new term goes after these, in registry order.
+BASE_COST_TERMS = (USAGE, RESERVED, ENERGY, PENALTY)
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A declared variable family, e.g. ``blocks[workload,pool,hour]``."""
+
+    name: str
+    dims: tuple[str, ...]
+    integer: bool
+    doc: str
+    hourly: bool = True  # each column belongs to the hour in its "hour" coordinate
+    cost: tuple[CostTerm, ...] = ()  # the cost terms its objective coefficients feed
+    covered_by: str | None = None  # continuous: the name of the one ">=" row family it sits in
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A declared row family, e.g. ``pool_capacity[pool,hour]``."""
+
+    name: str
+    dims: tuple[str, ...]
+    sense: str  # "<=", ">=" or "="
+    doc: str
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A labelled sum several families contribute to (see the module docstring)."""
+
+    name: str
+    dims: tuple[str, ...]
+    doc: str
+
+
+#: Blocks of each pool in use in each hour (coefficient: blocks per unit of the column).
+POOL_BLOCKS = Expression("pool_blocks", ("pool", "hour"), "blocks of the pool in use in the hour")
+#: PFLOP/s delivered to each inference workload in each hour.
+SERVED_PFLOPS = Expression("served_pflops", ("workload", "hour"), "PFLOP/s served to the workload in the hour")
+#: EFLOP of work delivered to each (non-gang) training run over the horizon.
+DELIVERED_EFLOP = Expression("delivered_eflop", ("workload",), "EFLOP delivered to the training run")
+#: Chips each workload holds in each hour, from its hourly allocations.
+WORKLOAD_CHIPS = Expression("workload_chips", ("workload", "hour"), "chips the workload holds in the hour")
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Terms of an expression: per term, its coordinates, its column and its coefficient."""
+
+    coords: tuple[np.ndarray, ...]
+    column: np.ndarray
+    coefficient: np.ndarray
+
+    @staticmethod
+    def concat(parts: list[Terms], n_dims: int) -> Terms:
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return Terms(tuple(empty for _ in range(n_dims)), empty, np.zeros(0))
+        return Terms(
+            tuple(np.concatenate([p.coords[i] for p in parts]).astype(np.int64) for i in range(n_dims)),
+            np.concatenate([p.column for p in parts]).astype(np.int64),
+            np.concatenate([p.coefficient for p in parts]).astype(float),
+        )
+
+    def where(self, mask: np.ndarray) -> Terms:
+        return Terms(tuple(c[mask] for c in self.coords), self.column[mask], self.coefficient[mask])
+
+
+@dataclass
+class BuildContext:
+    """What families share while one model is built (one per :func:`~optimizer.model.build.build_model`)."""
+
+    data: ModelData
+    builder: ModelBuilder
+    elastic: bool
+    fixed_reserved_blocks: dict[int, int] | None = None
+    _terms: dict[Expression, list[Terms]] = field(default_factory=dict)
+    _own: dict[str, dict] = field(default_factory=dict)
+
+    def add_variables(self, var: Variable, coords: tuple[np.ndarray, ...], *, lower, upper, cost,
+                      cost_terms: dict[CostTerm, np.ndarray | float] | None = None, elastic: bool = False) -> Family:
+        """Columns of a declared variable family.  ``cost_terms`` split ``cost`` by cost term for
+        the breakdown (only the variable's declared terms)."""
+        terms = cost_terms or {}
+        undeclared = [term.key for term in terms if term not in var.cost]
+        if undeclared:
+            raise ValueError(f"{var.name}: cost terms {undeclared} are not declared by its family")
+        return self.builder.add_variables(
+            var.name, var.dims, coords, lower=lower, upper=upper, cost=cost, integer=var.integer,
+            hourly=var.hourly, elastic=elastic, covered_by=var.covered_by,
+            cost_terms={term.key: value for term, value in terms.items()},
+        )
+
+    def add_rows(self, rows: Rows, coords: tuple[np.ndarray, ...], *, rows_of, cols, vals, lower, upper) -> Family:
+        return self.builder.add_constraints(rows.name, rows.dims, coords, rows=rows_of, cols=cols, vals=vals,
+                                            lower=lower, upper=upper, sense=rows.sense)
+
+    def block(self, var: Variable) -> Family | None:
+        """The columns built for a declared variable (None if its family added none)."""
+        return self.builder.model.variables.get(var.name)
+
+    def contribute(self, expression: Expression, coords: tuple[np.ndarray, ...], column: np.ndarray,
+                   coefficient: np.ndarray) -> None:
+        self._terms.setdefault(expression, []).append(
+            Terms(tuple(np.asarray(c) for c in coords), np.asarray(column), np.asarray(coefficient, dtype=float)))
+
+    def terms(self, expression: Expression) -> Terms:
+        return Terms.concat(self._terms.get(expression, []), len(expression.dims))
+
+    def own(self, family: ConstraintFamily) -> dict:
+        """A family's own scratch space for this build (e.g. a column index by pool)."""
+        return self._own.setdefault(family.name, {})
+
+    def expressions(self) -> dict[Expression, Terms]:
+        return {expression: self.terms(expression) for expression in self._terms}
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """What an elastic slack left in the diagnostic plan means, in the user's words."""
+
+    workload: str
+    kind: str  # "inference" or "training"
+    hours: list[int]
+    amount: float  # worst-hour PFLOP/s (inference) or EFLOP (training)
+    field_path: str
+    message: str
+    unserved_pflops_hours: float = 0.0  # its share of the least total no plan can serve
+    unserved_eflop: float = 0.0
+
+    def render(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A row family's rows that are full where demand falls short, e.g. ``site_power[campus]``."""
+
+    dim: str  # the resource's dimension: "site" or "pool"
+    index: int
+    text: str  # e.g. "site_power[campus] in hours 3-7"
+
+
+#: Full resources are listed sites first, then pools, each in file order.
+BINDING_ORDER = ("site", "pool", "workload")
+
+
+def binding(dim: str, index: int, family: str, label: str, hours) -> Binding:
+    return Binding(dim, index, f"{family}[{label}] in hours {hour_ranges(sorted(hours))}")
+
+
+class ConstraintFamily:
+    """One constraint family: declarations, and the hooks the rest of chipmix calls."""
+
+    name: str = ""
+    doc: str = ""
+    variables: tuple[Variable, ...] = ()
+    elastic: tuple[Variable, ...] = ()  # slack that exists only in the diagnostic model
+    rows: tuple[Rows, ...] = ()
+    cost_terms: tuple[CostTerm, ...] = ()  # new cost terms this family brings (beyond BASE_COST_TERMS)
+    #: Empty: each of its rows sits in one hour.  Otherwise what it ties across hours, which the
+    #: hour decomposition dualizes or fixes (docs/architecture.md).
+    couples_hours: str = ""
+
+    # -- building ------------------------------------------------------------------------------
+    def add_variables(self, ctx: BuildContext) -> None:
+        """Add this family's columns, and its terms to the expressions others read."""
+
+    def add_elastic(self, ctx: BuildContext) -> None:
+        """Add this family's elastic slack (diagnostic model only)."""
+
+    def add_rows(self, ctx: BuildContext) -> None:
+        """Add this family's rows (every family's columns exist by now)."""
+
+    def cumulatives(self, data: ModelData, model: LinearModel) -> list[Cumulative]:
+        """Resources over time for backends that schedule (CP-SAT)."""
+        return []
+
+    # -- decomposition -------------------------------------------------------------------------
+    def fix_from_lp(self, model: LinearModel, lp_values: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        """Fix this family's horizon-wide integer decisions from the LP (bounds edited in place)."""
+
+    # -- diagnosis -----------------------------------------------------------------------------
+    def shortfalls(self, data: ModelData, model: LinearModel, values: np.ndarray) -> list[Shortfall]:
+        """What this family's elastic slack left in the diagnostic plan ``values`` means."""
+        return []
+
+    def full(self, data: ModelData, model: LinearModel, values: np.ndarray,
+             pool_hours: set[tuple[int, int]]) -> list[Binding]:
+        """This family's rows that are full, among the (pool, hour) pairs short demand could use."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"<family {self.name}>"
+
+
+def pool_hour_usage(model: LinearModel, values: np.ndarray) -> np.ndarray:
+    """Blocks of each pool in use in each hour at ``values`` ([pool, hour]), from the expression
+    every family that uses chips adds to."""
+    terms = model.expressions[POOL_BLOCKS]
+    n_pools, hours = len(model.ids["pool"]), model.hours
+    used = np.zeros((n_pools, hours))
+    np.add.at(used, (terms.coords[0], terms.coords[1]), terms.coefficient * np.rint(values[terms.column]))
+    return used
+
+
+def group(*keys: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Distinct key tuples (sorted) and, for every input position, the index of its group."""
+    if len(keys[0]) == 0:
+        return tuple(np.zeros(0, dtype=np.int64) for _ in keys), np.zeros(0, dtype=np.int64)
+    stacked = np.stack(keys, axis=1)
+    unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    return tuple(unique[:, i] for i in range(len(keys))), inverse.reshape(-1)
+
+
+def drop_single_member_rows(row: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows with one member are implied by that variable's upper bound: leave them out.
+
+    Returns the kept-row mask, which members are in kept rows, and their new row numbers.
+    """
+    keep = np.bincount(row, minlength=n_rows) >= 2
+    in_kept = keep[row]
+    return keep, in_kept, (np.cumsum(keep) - 1)[row[in_kept]]
+
+
+def row_index(shape: tuple[int, ...], coords: tuple[np.ndarray, ...]) -> np.ndarray:
+    """An array of ``shape`` holding each listed coordinate's row number (-1 elsewhere)."""
+    out = np.full(shape, -1, dtype=np.int64)
+    out[coords] = np.arange(len(coords[0]))
+    return out

@@ -1,0 +1,45 @@
+"""``pool_capacity[pool,hour]``: blocks in use on a rented pool in an hour <= its available blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optimizer.model.families.base import (
+    POOL_BLOCKS, BuildContext, ConstraintFamily, Rows, binding, drop_single_member_rows, group, pool_hour_usage,
+)
+
+POOL_CAPACITY = Rows(
+    "pool_capacity", ("pool", "hour"), "<=",
+    "sum of the pool's blocks in use in the hour (allocations, spanning gang starts) <= available blocks",
+)
+
+
+class PoolCapacity(ConstraintFamily):
+    name = "pool_capacity"
+    doc = POOL_CAPACITY.doc + " (on_demand and spot pools)"
+    rows = (POOL_CAPACITY,)
+
+    def add_rows(self, ctx: BuildContext) -> None:
+        d = ctx.data
+        terms = ctx.terms(POOL_BLOCKS)
+        terms = terms.where(~d.pool_reserved[terms.coords[0]])
+        (p, t), row = group(*terms.coords)
+        # A row with one member is implied by that column's upper bound (a gang start exists only
+        # where its blocks fit): leave it out.
+        keep, in_kept, rows = drop_single_member_rows(row, len(p))
+        ctx.add_rows(
+            POOL_CAPACITY, (p[keep], t[keep]), rows_of=rows, cols=terms.column[in_kept],
+            vals=terms.coefficient[in_kept], lower=-np.inf,
+            upper=d.pool_available_blocks[p[keep], t[keep]].astype(float),
+        )
+
+    def full(self, data, model, values, pool_hours):
+        used = pool_hour_usage(model, values)
+        hours_of: dict[int, set[int]] = {}
+        for p, t in pool_hours:
+            if not data.pool_reserved[p] and 0 < data.pool_available_blocks[p, t] <= used[p, t]:
+                hours_of.setdefault(p, set()).add(t)
+        return [binding("pool", p, self.name, data.pool_ids[p], hours) for p, hours in sorted(hours_of.items())]
+
+
+FAMILY = PoolCapacity()

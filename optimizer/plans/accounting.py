@@ -1,0 +1,155 @@
+"""The one accounting layer: cost terms, delivered compute and USD per EFLOP, defined once.
+
+Used by every plan chipmix makes (a solved plan, greedy's, the lock-in table, the report), so
+they all count the same way.  Every number of a plan is recomputed here from whole chips, never
+taken from a solver's objective.  (The independent checker states the same rules again in its
+own code, on purpose: it shares nothing with this module.)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from optimizer.input.schema import Instance
+from optimizer.model.data import ModelData
+from optimizer.model.families import cost_terms
+from optimizer.units import EFLOP_PER_PFLOPS_HOUR, EFLOP_PER_TFLOPS_HOUR
+
+if TYPE_CHECKING:
+    from optimizer.plans.plan import Plan
+
+#: The cost breakdown's keys, in order: every family's cost term, then their sum.
+COST_TERMS = cost_terms()
+COST_KEYS: tuple[str, ...] = tuple(term.key for term in COST_TERMS) + ("total",)
+#: Terms that are money paid for compute (the rest price what was not served).
+SPEND_KEYS: tuple[str, ...] = tuple(term.key for term in COST_TERMS if term.spend)
+
+#: Demand or work missed by no more than this is served (the checker's slack, stated again here:
+#: the checker shares no code with the solve path).
+SERVED_SLACK_ABS, SERVED_SLACK_REL = 1e-6, 1e-7
+
+
+def total_demand(instance: Instance) -> tuple[float, float]:
+    """(inference demand in PFLOP/s-hours, training work in EFLOP) of the instance."""
+    pflops_hours = 0.0
+    for workload in instance.workloads:
+        if workload.type == "inference":
+            values = workload.demand_pflops
+            pflops_hours += sum(values) if isinstance(values, tuple) else values * instance.hours
+    return pflops_hours, float(sum(w.work_eflop for w in instance.workloads if w.type == "training"))
+
+
+def delivered_eflop(instance: Instance, unmet_pflops_hours: float, short_eflop: float) -> float:
+    """EFLOP a plan delivers: inference demand served (PFLOP/s-hours x 3.6) plus training work done."""
+    pflops_hours, work_eflop = total_demand(instance)
+    return (pflops_hours - unmet_pflops_hours) * EFLOP_PER_PFLOPS_HOUR + work_eflop - short_eflop
+
+
+def spend_usd(cost_usd: dict[str, float]) -> float:
+    """What a plan pays for compute: every spend term (usage, reservations, energy), no penalties."""
+    return sum(cost_usd.get(key, 0.0) for key in SPEND_KEYS)
+
+
+def usd_per_delivered_eflop(cost_usd: dict[str, float], delivered: float) -> float | None:
+    return spend_usd(cost_usd) / delivered if delivered > 0 else None
+
+
+def unit_economics(instance: Instance, cost_usd: dict[str, float], unmet_pflops_hours: float,
+                   short_eflop: float) -> dict[str, Any]:
+    """delivered_eflop and usd_per_delivered_eflop of a plan, as the lock-in table and report show them."""
+    delivered = delivered_eflop(instance, unmet_pflops_hours, short_eflop)
+    return {"delivered_eflop": delivered, "usd_per_delivered_eflop": usd_per_delivered_eflop(cost_usd, delivered)}
+
+
+def account_plan(
+    plan: Plan,
+    data: ModelData,
+    chips: np.ndarray,
+    reserved_chips: np.ndarray,
+    gang_started: np.ndarray | None = None,
+    model_costs: dict[str, float] | None = None,
+) -> None:
+    """Fill the plan's frames, costs and unmet demand from whole chips per eligible allocation.
+
+    ``chips`` is aligned with ``data.alloc_*``; ``reserved_chips`` with ``data.pool_ids``;
+    ``gang_started`` (bool) with ``data.gang_*``: a started gang run holds its chips in every
+    hour of its span.  Every number is recomputed from these, never taken from a solver's
+    objective.
+    """
+    if gang_started is None:
+        gang_started = np.zeros(len(data.gang_workload), dtype=bool)
+    option, span_hour = data.gang_spans(np.nonzero(gang_started)[0])
+    pool = np.concatenate([data.alloc_pool, data.gang_pool[option]])
+    hour = np.concatenate([data.alloc_hour, span_hour])
+    workload = np.concatenate([data.alloc_workload, data.gang_workload[option]])
+    rate_tflops = np.concatenate([data.alloc_rate_tflops, data.gang_rate_tflops[option]])
+    chips = np.concatenate([chips, data.gang_chips[data.gang_workload[option]]]).astype(np.int64)
+    used = chips > 0
+    plan.allocations = pd.DataFrame(
+        {
+            "hour": hour[used],
+            "workload": np.asarray(data.workload_ids, dtype=object)[workload[used]],
+            "pool": np.asarray(data.pool_ids, dtype=object)[pool[used]],
+            "chips": chips[used],
+            "_w": workload[used],
+            "_p": pool[used],
+        }
+    ).sort_values(["hour", "_w", "_p"], kind="stable").drop(columns=["_w", "_p"]).reset_index(drop=True)
+    (reserved_pools,) = np.nonzero(data.pool_reserved)
+    plan.reservations = pd.DataFrame(
+        {"pool": [data.pool_ids[p] for p in reserved_pools], "chips": reserved_chips[reserved_pools]}
+    )
+
+    # Delivered compute, from the rounded plan.
+    delivered_pflops = np.zeros((len(data.workload_ids), data.hours))
+    np.add.at(delivered_pflops, (workload, hour), chips * rate_tflops / 1000.0)
+    unmet = np.where(
+        data.workload_is_inference[:, None],
+        np.maximum(data.inference_demand_pflops - delivered_pflops, 0.0),
+        0.0,
+    )
+    # A gap within the rows' slack (1e-6 + 1e-7 of the demand, as the checker allows) is served:
+    # counting it as unmet would price float noise, and the checker would not recompute it.
+    unmet[unmet <= SERVED_SLACK_ABS + SERVED_SLACK_REL * data.inference_demand_pflops] = 0.0
+    delivered_eflop = np.zeros(len(data.workload_ids))
+    np.add.at(delivered_eflop, workload, chips * rate_tflops * EFLOP_PER_TFLOPS_HOUR)
+    short = np.where(data.workload_is_inference, 0.0, np.maximum(data.training_work_eflop - delivered_eflop, 0.0))
+    short[short <= SERVED_SLACK_ABS + SERVED_SLACK_REL * data.training_work_eflop] = 0.0
+
+    w_unmet, t_unmet = np.nonzero(unmet)
+    plan.unmet = pd.DataFrame(
+        {
+            "workload": [data.workload_ids[w] for w in w_unmet],
+            "hour": t_unmet,
+            "unmet_pflops": unmet[w_unmet, t_unmet],
+        }
+    )
+    (training,) = np.nonzero(~data.workload_is_inference)
+    plan.shortfall = pd.DataFrame(
+        {"workload": [data.workload_ids[w] for w in training], "short_eflop": short[training]}
+    )
+
+    usage_price = np.where(data.pool_reserved[pool], 0.0, data.pool_usd_per_chip_hour[pool])
+    usage = float(np.sum(chips * usage_price))
+    reserved = float(np.sum(reserved_chips * data.pool_usd_per_chip_hour) * data.hours)
+    energy = float(
+        np.sum(chips * data.pool_chip_power_kw[pool] * data.site_energy_usd_per_kwh[data.pool_site[pool], hour])
+    )
+    penalty = float(
+        np.sum(unmet.sum(axis=1) * np.nan_to_num(data.unmet_usd_per_pflops_hour))
+        + np.sum(short * np.nan_to_num(data.short_usd_per_eflop))
+    )
+    costs = {"usage": usage, "reserved": reserved, "energy": energy, "penalty": penalty}
+    # A family's own cost term (beyond these) is priced by its declared cost terms at the plan's
+    # whole-number decisions; a plan with no model values (greedy) buys none of it.
+    for term in COST_TERMS:
+        if term.key not in costs:
+            costs[term.key] = float((model_costs or {}).get(term.key, 0.0))
+    costs["total"] = usage + reserved + energy + penalty + sum(
+        value for key, value in costs.items() if key not in ("usage", "reserved", "energy", "penalty"))
+    plan.cost_usd = costs
+    plan.unmet_pflops_hours = float(unmet.sum())
+    plan.short_eflop = float(short.sum())

@@ -1,0 +1,134 @@
+"""From an instance to a :class:`~optimizer.plans.plan.Plan`: data, model, backend, accounting."""
+
+from __future__ import annotations
+
+import time
+from importlib.metadata import PackageNotFoundError, version
+from typing import Mapping
+
+import numpy as np
+
+from optimizer.errors import FieldError, InputError
+from optimizer.input.schema import Instance
+from optimizer.model.build import build_model
+from optimizer.model.data import ModelData, build_model_data
+from optimizer.model.families.allocation import BLOCKS
+from optimizer.model.families.gang import GANG_START
+from optimizer.model.families.reserved_capacity import RESERVED_BLOCKS
+from optimizer.model.linear import LinearModel
+from optimizer.plans.accounting import account_plan
+from optimizer.plans.plan import Plan
+from optimizer.solvers.backends import SolverError, get_backend
+from optimizer.solvers.options import SolveOptions, solve_options
+from optimizer.solvers.progress import Progress
+from optimizer.solvers.result import SolveResult
+
+#: Solver values further than this from an integer mean a backend bug, not rounding noise.
+INTEGRALITY_TOLERANCE = 1e-4
+
+
+def _chipmix_version() -> str:
+    try:
+        return version("chipmix")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def fixed_reserved_blocks(data: ModelData, reservations: Mapping[str, int]) -> dict[int, int]:
+    """Pool id -> chips already reserved, as pool index -> blocks; InputError on anything invalid."""
+    index = {pool_id: p for p, pool_id in enumerate(data.pool_ids)}
+    errors, fixed = [], {}
+    for pool_id, chips in reservations.items():
+        p = index.get(pool_id)
+        if p is None or not data.pool_reserved[p]:
+            errors.append(FieldError(str(pool_id), "not a reserved pool of this instance"))
+        elif chips < 0 or chips % data.pool_block[p]:
+            errors.append(FieldError(str(pool_id), f"{chips} chips is not a whole number of {data.pool_block[p]}-chip blocks"))
+        elif chips // data.pool_block[p] > data.pool_available_blocks[p, 0]:
+            errors.append(FieldError(str(pool_id), f"{chips} chips is more than the pool can reserve"))
+        else:
+            fixed[p] = int(chips // data.pool_block[p])
+    if errors:
+        raise InputError("fixed_reservations", errors)
+    return fixed
+
+
+def solve(
+    instance: Instance,
+    options: SolveOptions | None = None,
+    *,
+    fixed_reservations: Mapping[str, int] | None = None,
+    progress: Progress | None = None,
+    **overrides,
+) -> Plan:
+    """Solve ``instance`` and return its plan (or the reason there is none).
+
+    ``overrides`` are :class:`SolveOptions` fields, e.g. ``solve(inst, engine="pulp-cbc")``.
+    ``fixed_reservations`` (pool id -> chips) holds reservations already bought: they are paid
+    for whether used or not, and the plan may use no more reserved chips than that.
+    ``progress`` receives the incumbent and bound while the solver runs (HiGHS, CP-SAT).
+    """
+    options = solve_options(options, **overrides)
+    started = time.perf_counter()
+    data = build_model_data(instance)
+    fixed = fixed_reserved_blocks(data, fixed_reservations) if fixed_reservations else None
+    model = build_model(data, fixed_reserved_blocks=fixed)
+    build_seconds = time.perf_counter() - started
+    progress = progress if progress is not None else Progress()
+    result = get_backend(options.engine).solve(model, options, progress)
+    progress.record(result.solve_seconds, result.objective, result.bound)
+    details = {
+        "chipmix_version": _chipmix_version(),
+        "options": options.model_dump(),
+        "model": model.stats(),
+        "build_seconds": round(build_seconds, 3),
+        "solver_status": result.solver_status,
+    }
+    if result.extra:
+        details["solver"] = result.extra
+    details["progress"] = [list(record) for record in progress.records]
+    plan = Plan(
+        instance=instance.name,
+        engine=options.engine,
+        status=result.status,
+        solve_seconds=result.solve_seconds,
+        objective_usd=result.objective,
+        bound_usd=result.bound,
+        gap=result.gap,
+        details=details,
+        time_to_first_plan_s=progress.time_to_first_plan() if result.status.has_plan else None,
+        time_to_1pct_s=progress.time_to_gap(0.01) if result.status.has_plan else None,
+    )
+    if result.status.has_plan:
+        _fill_plan(plan, data, model, result)
+    elif result.status.value == "infeasible" and options.diagnose_infeasible:
+        from optimizer.plans.diagnose import diagnose_infeasibility
+
+        plan.infeasibility = diagnose_infeasibility(data, options, fixed_reserved_blocks=fixed)
+    return plan
+
+
+def _fill_plan(plan: Plan, data: ModelData, model: LinearModel, result: SolveResult) -> None:
+    """Round the solver's values to whole blocks, then account the plan from them."""
+    values = result.values
+    raw_blocks = model.values(values, BLOCKS.name)
+    blocks = np.rint(raw_blocks).astype(np.int64)
+    worst = float(np.max(np.abs(raw_blocks - blocks), initial=0.0))
+    if worst > INTEGRALITY_TOLERANCE:
+        raise SolverError(f"{plan.engine} returned an allocation {worst:.2g} away from a whole block")
+    chips = np.maximum(blocks, 0) * data.pool_block[data.alloc_pool]
+    reserved_fam = model.variables[RESERVED_BLOCKS.name]
+    reserved_chips = np.zeros(len(data.pool_ids), dtype=np.int64)
+    reserved_chips[reserved_fam.coords[0]] = (
+        np.rint(model.values(values, RESERVED_BLOCKS.name)).astype(np.int64) * data.pool_block[reserved_fam.coords[0]]
+    )
+    raw_starts = model.values(values, GANG_START.name)
+    started = np.rint(raw_starts) > 0
+    if len(raw_starts) and float(np.max(np.abs(raw_starts - started))) > INTEGRALITY_TOLERANCE:
+        raise SolverError(f"{plan.engine} returned a gang start that is neither 0 nor 1")
+    # The model's own cost terms at the solver's values: what the objective is made of (a plan's
+    # costs are recomputed from whole chips; this says where a difference from the objective is).
+    whole = np.where(model.col_integer, np.rint(values), values)
+    model_costs = model.cost_breakdown(whole)
+    plan.details["objective_terms_usd"] = {key: round(value, 6) for key, value in model_costs.items()}
+    account_plan(plan, data, chips, reserved_chips, gang_started=started, model_costs=model_costs)

@@ -1,0 +1,620 @@
+"""Hour decomposition (``--method decompose``, the HiGHS backend's second method): an hour-by-hour plan, a Lagrangian lower bound
+that keeps each hour's integrality, and the full MILP warm-started from that plan.
+
+The model is separable by hour except for what couples hours: reservations (``reserved_capacity``
+holds ``reserved_blocks``, one column for the whole horizon), training work (``training_work`` sums
+over hours), single-site choices (``single_site_link``) and gang runs (a start spans hours).  Every
+row that couples hours (or couples an hour with those horizon-wide columns) is *dualized* with
+multipliers ``y`` of the right sign, here the LP relaxation's row duals:
+
+    L(y) = sum_i y_i * bound_i  +  sum_t min { (c - A_D' y)_t x_t : x_t in X_t }  +  min { ... : x_g in X_g }
+
+where ``X_t`` is hour t's columns with hour t's own rows (pool capacity, site power, demand,
+max chips) *and their integrality*, and ``X_g`` the horizon-wide columns with their own rows.
+For any such ``y``, ``L(y)`` is a valid lower bound on the MILP's optimum (weak duality), and with
+the LP's optimal duals and every hour solved to optimality it is at least the LP bound: each hour's
+block rounding is priced in.  Each subproblem is a small MILP solved by
+HiGHS; its *dual bound* is what is added, so a subproblem stopped early still gives a valid bound.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from optimizer.model.families import FAMILIES
+from optimizer.model.linear import LinearModel
+from optimizer.solvers.backends.highs.arrays import run_arrays
+from optimizer.solvers.backends.highs.options import STRICT_TOLERANCES, highs_options
+from optimizer.solvers.backends.highs.status import has_plan, is_infeasible, is_optimal
+from optimizer.solvers.backends.highs.worker import WorkerProblem, run_in_worker
+from optimizer.solvers.options import SolveOptions
+from optimizer.solvers.progress import Progress
+from optimizer.solvers.result import SolveResult, SolveStatus, relative_gap
+
+#: Below this many columns the full MILP's root bound (with HiGHS's cuts) beats the Lagrangian
+#: bound from LP duals in the runs of benchmarks/perf.py, and costs less: skip it.
+LAGRANGIAN_MIN_COLUMNS = 500_000
+#: Most seconds one hour's MILP gets when a rounded plan already covers it (measured: a 40-pool,
+#: 90-workload hour reaches 1% in 0.3 to 1.6 s).
+HOUR_SECONDS = 2.0
+#: Least seconds an hour's MILP gets per column when a rounded plan covers it, up to HOUR_SECONDS:
+#: an even share of the time is too short for a large hour to beat its rounding (L, 1.5k columns
+#: an hour, gains nothing at 0.14 s each), while a fixed second or two each spends the time on a
+#: few hours and leaves the rest rounded (M, 200 columns an hour: 2.16M USD at 0.5 s each against
+#: 2.07M with even shares).  Measured on the perf benchmark's M and L.
+HOUR_SECONDS_PER_COLUMN = 3.5e-4
+def column_hours(model: LinearModel) -> np.ndarray:
+    """The hour of each column, or -1 for columns that span hours or the horizon (as each variable
+    family declares: ``hourly``)."""
+    hour = np.full(model.n_cols, -1, dtype=np.int64)
+    for fam in model.variables.values():
+        if "hour" in fam.dims and fam.hourly:
+            hour[fam.slice] = fam.coords[fam.dims.index("hour")]
+    return hour
+
+
+@dataclass(frozen=True)
+class HourSplit:
+    """Which rows are one hour's own, which span the horizon only, and which couple (are dualized)."""
+
+    col_hour: np.ndarray
+    row_hour: np.ndarray  # hour of an hour-local row, -1 for a horizon-only row, -2 for a coupling row
+
+    @property
+    def coupling(self) -> np.ndarray:
+        return self.row_hour == -2
+
+
+_NO_HOUR = np.iinfo(np.int64).min
+
+
+def _row_hour_span(csr: sp.csr_matrix, entry_hour: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per row, the least and the greatest hour of its ``live`` entries (``high`` is _NO_HOUR for a
+    row with none), and each entry's row."""
+    row_of = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    low = np.full(csr.shape[0], np.iinfo(np.int64).max)
+    high = np.full(csr.shape[0], _NO_HOUR)
+    np.minimum.at(low, row_of[live], entry_hour[live])
+    np.maximum.at(high, row_of[live], entry_hour[live])
+    return low, high, row_of
+
+
+class _Groups:
+    """Indices grouped by an integer key: ``groups[key]`` is the indices with that key, in order."""
+
+    def __init__(self, keys: np.ndarray):
+        self.order = np.argsort(keys, kind="stable")
+        self.sorted = keys[self.order]
+
+    def span(self, key: int) -> slice:
+        """Where the key's indices sit in ``order``."""
+        return slice(np.searchsorted(self.sorted, key, "left"), np.searchsorted(self.sorted, key, "right"))
+
+    def __getitem__(self, key: int) -> np.ndarray:
+        return self.order[self.span(key)]
+
+    def submatrices(self, csr: sp.csr_matrix):
+        """``submatrix(rows, key)`` = ``csr[rows][:, self[key]]``, cheaply: the columns are put in
+        group order once, so each group's are a contiguous slice (picking scattered columns of a
+        matrix of millions of columns costs milliseconds each time, with the GIL held)."""
+        grouped = csr[:, self.order]
+        return lambda rows, key: grouped[rows][:, self.span(key)]
+
+
+def split_by_hour(model: LinearModel) -> HourSplit:
+    col_hour = column_hours(model)
+    csr = model.matrix.tocsr()
+    low, high, _ = _row_hour_span(csr, col_hour[csr.indices], np.ones(csr.nnz, dtype=bool))
+    row_hour = np.where(low == high, high, -2)  # one hour (or -1: horizon columns only), else coupling
+    row_hour[np.diff(csr.indptr) == 0] = -1  # empty rows: horizon-only (they hold no column)
+    return HourSplit(col_hour, row_hour)
+
+
+def _solve_small(cost, lower, upper, integer, matrix: sp.csr_matrix, row_lower, row_upper, time_limit: float | None,
+                 abs_gap: float = 0.0):
+    """A small MILP's dual bound (its optimum when solved), with one HiGHS thread."""
+    # Its dual bound is what counts, proven or not: a 1e-4 gap (or ``abs_gap`` dollars) is plenty.
+    highs = _highs_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, gap=1e-4, time_limit=time_limit,
+                          abs_gap=abs_gap)
+    info = highs.getInfo()
+    status = highs.getModelStatus()
+    if is_infeasible(status):
+        return np.inf  # an infeasible hour: no plan exists; the bound is unbounded above
+    if integer.any():
+        return float(info.mip_dual_bound)
+    if is_optimal(status):
+        return float(info.objective_function_value)
+    return -np.inf  # an LP that stopped unproven says nothing
+
+
+@dataclass(frozen=True)
+class LagrangianBound:
+    bound: float  # valid lower bound on the MILP optimum
+    constant: float  # sum_i y_i * bound_i over dualized rows
+    hours: int  # subproblems solved
+    seconds: float
+    coupling_rows: int
+
+
+def lagrangian_bound(model: LinearModel, row_duals: np.ndarray, split: HourSplit | None = None,
+                     time_limit_s: float | None = None, workers: int = 1, slack_usd: float = 0.0) -> LagrangianBound:
+    """L(y) for the given row duals (HiGHS sign convention: >= 0 on a row held at its lower bound,
+    <= 0 at its upper bound); a dual of the wrong sign for a row's finite side counts as 0.
+    ``slack_usd`` is how much of the bound the subproblems may leave unproven in all: each stops
+    once its own gap is within its share (it is their dual bounds that are summed)."""
+    started = time.perf_counter()
+    split = split or split_by_hour(model)
+    coupling = split.coupling
+    y = np.where(coupling, row_duals, 0.0)
+    y = np.where((y > 0) & ~np.isfinite(model.row_lower), 0.0, y)
+    y = np.where((y < 0) & ~np.isfinite(model.row_upper), 0.0, y)
+    side = np.where(y > 0, np.nan_to_num(model.row_lower, neginf=0.0), np.nan_to_num(model.row_upper, posinf=0.0))
+    constant = float(np.sum(y * side))
+    csr = model.matrix.tocsr()
+    reduced = model.col_cost - csr.T @ y
+
+    columns_of, rows_of = _Groups(split.col_hour), _Groups(split.row_hour)
+    submatrix = columns_of.submatrices(csr)
+    groups = np.unique(split.col_hour).tolist()
+    per_hour = None if time_limit_s is None else max(time_limit_s * workers / max(len(groups), 1), 0.05)
+    abs_gap = slack_usd / max(len(groups), 1)
+
+    def one_hour(hour: int) -> float:
+        cols, rows = columns_of[hour], rows_of[hour]
+        return _solve_small(
+            reduced[cols], model.col_lower[cols], model.col_upper[cols], model.col_integer[cols],
+            submatrix(rows, hour), model.row_lower[rows], model.row_upper[rows], per_hour, abs_gap,
+        )
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        total = constant + float(sum(pool.map(one_hour, groups)))
+    return LagrangianBound(total, constant, len(groups), time.perf_counter() - started, int(coupling.sum()))
+
+
+# -- the decomposed solve ---------------------------------------------------------------------------
+
+
+def _highs_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, *, gap: float, time_limit: float | None,
+                  threads: int | None = 1, abs_gap: float = 0.0):
+    """One of the decomposition's own small HiGHS runs, held to the strict tolerances."""
+    chosen = {"mip_rel_gap": gap, **STRICT_TOLERANCES}
+    if abs_gap > 0:
+        chosen["mip_abs_gap"] = float(abs_gap)
+    if threads is not None:
+        chosen["threads"] = threads
+    if time_limit is not None:
+        chosen["time_limit"] = max(float(time_limit), 0.01)
+    return run_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, chosen)
+
+
+def lp_relaxation(model: LinearModel, time_limit: float | None) -> tuple[float, np.ndarray, np.ndarray] | str:
+    """(LP optimum, column values, row duals), or why not: "infeasible" or "stopped"."""
+    highs = _highs_arrays(model.col_cost, model.col_lower, model.col_upper, np.zeros(model.n_cols, dtype=bool),
+                          model.matrix, model.row_lower, model.row_upper, gap=0.0, time_limit=time_limit, threads=None)
+    status = highs.getModelStatus()
+    if is_infeasible(status):
+        return "infeasible"
+    if not is_optimal(status):
+        return "stopped"
+    solution = highs.getSolution()
+    return (float(highs.getInfo().objective_function_value), np.asarray(solution.col_value),
+            np.asarray(solution.row_dual))
+
+
+def fix_horizon_columns(model: LinearModel, lp_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds with the horizon-wide integer decisions fixed from the LP, as each constraint family
+    declares (:meth:`~optimizer.model.families.base.ConstraintFamily.fix_from_lp`): reservations
+    rounded up, each single-site run's most used site, each gang run's most chosen start."""
+    lower, upper = model.col_lower.copy(), model.col_upper.copy()
+    for family in FAMILIES:
+        family.fix_from_lp(model, lp_values, lower, upper)
+    return lower, upper
+
+
+def solve_hours_fixed(model: LinearModel, split: HourSplit, lower: np.ndarray, upper: np.ndarray, gap: float,
+                      deadline: float, workers: int = 1, start: np.ndarray | None = None,
+                      priority: np.ndarray | None = None) -> np.ndarray | None:
+    """With every coupling column fixed (lower == upper), the rest falls apart by hour: solve each
+    hour's MILP on its own; None if an hour has no plan (or time runs out).  With ``start`` (a
+    plan whose hour rows hold within these bounds), an hour keeps the start's values unless its
+    solve finds cheaper ones in its share of the time, and hours are solved in the order of
+    ``priority`` (per column: what the start pays above the LP), most first, so the hours that
+    rounding served worst are improved first when time is short.  (The start is not handed to
+    HiGHS as a MIP start: completing it costs HiGHS more than the hour's own solve, measured.)"""
+    free = lower < upper
+    csr = model.matrix.tocsr()
+    values = np.where(free, 0.0, lower)
+    fixed_activity = csr @ values
+    low, high, _ = _row_hour_span(csr, split.col_hour[csr.indices], free[csr.indices])
+    if np.any(free & (split.col_hour < 0)) or np.any((low != high) & (high != _NO_HOUR)):
+        raise ValueError("solve_hours_fixed needs every column that couples hours fixed")
+    # Rows with no free column are not this function's: the caller checks the plan as a whole.
+    columns_of, rows_of = _Groups(np.where(free, split.col_hour, -1)), _Groups(np.where(low == high, low, -1))
+    submatrix = columns_of.submatrices(csr)
+    hours = np.unique(split.col_hour[free])
+    if priority is not None:
+        loss = np.bincount(np.searchsorted(hours, split.col_hour[free]), weights=priority[free], minlength=len(hours))
+        hours = hours[np.argsort(-loss, kind="stable")]
+    hours = hours.tolist()
+    # Half the time left is for the hours, shared as it goes: each hour gets the time left for the
+    # hours over the hours not yet started (times the workers), so what fast hours leave goes to
+    # later ones.  Without a start every hour needs a plan: it gets at least the even share of that
+    # half and may run on to the deadline.  With one, an hour gets at least HOUR_SECONDS_PER_COLUMN
+    # per column and at most HOUR_SECONDS, and an hour not reached by the end of the half keeps the
+    # start's values.
+    hours_deadline = time.perf_counter() + 0.5 * (deadline - time.perf_counter())
+    even_share = max((hours_deadline - time.perf_counter()) * workers / max(len(hours), 1), 0.05)
+    most = HOUR_SECONDS if start is not None else np.inf
+    if start is not None:
+        deadline = hours_deadline
+    not_started = iter(range(len(hours), 0, -1))  # hours not yet started, this one included
+    lock = threading.Lock()
+
+    def one_hour(hour: int) -> bool:
+        cols, rows = columns_of[hour], rows_of[hour]
+        with lock:
+            left = next(not_started)
+        least = min(max(HOUR_SECONDS_PER_COLUMN * len(cols), 0.05), HOUR_SECONDS) if start is not None else even_share
+        share = min(max((hours_deadline - time.perf_counter()) * workers / left, least), most)
+        remaining = min(deadline - time.perf_counter(), share)
+        if remaining <= (0.05 if start is not None else 0.0):
+            if start is None:
+                return False
+            values[cols] = start[cols]
+            return True
+        highs = _highs_arrays(
+            model.col_cost[cols], lower[cols], upper[cols], model.col_integer[cols], submatrix(rows, hour),
+            model.row_lower[rows] - fixed_activity[rows], model.row_upper[rows] - fixed_activity[rows],
+            gap=gap, time_limit=remaining,
+        )
+        if has_plan(highs):
+            found = np.asarray(highs.getSolution().col_value)
+            if start is None or model.col_cost[cols] @ found <= model.col_cost[cols] @ start[cols]:
+                values[cols] = found  # hours write disjoint columns
+                return True
+        if start is None:  # no feasible plan for this hour
+            return False
+        values[cols] = start[cols]
+        return True
+
+    # HiGHS releases the GIL while it solves, so threads run the hours in parallel.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        solved = list(pool.map(one_hour, hours))
+    return values if all(solved) else None
+
+
+def _row_slack(bound: np.ndarray) -> np.ndarray:
+    """The checker's slack on a row bound: 1e-6 absolute plus 1e-7 of the bound."""
+    return 1e-6 + 1e-7 * np.abs(np.nan_to_num(bound, posinf=0.0, neginf=0.0))
+
+
+def tighten_upper(model: LinearModel, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Upper bounds that the <= rows imply once columns are fixed (one pass of bound propagation):
+    a column with a positive coefficient can rise only as far as its row's room, the row's bound
+    less the least its other columns can contribute.  A single-site run's blocks at a site not
+    chosen (``single_site_link`` with ``site_choice`` fixed at 0) get 0, so rounding the LP down
+    cannot leave them there."""
+    coo = model.matrix.tocoo()
+    row, col, coef = coo.row, coo.col, coo.data
+    least = np.where(coef > 0, coef * lower[col], coef * upper[col])  # each entry's least contribution
+    row_least = np.bincount(row, weights=np.nan_to_num(least, neginf=-1e300), minlength=model.n_rows)
+    room = model.row_upper[row] - (row_least[row] - least)
+    usable = (coef > 0) & np.isfinite(room) & np.isfinite(least) & (row_least[row] > -1e299)
+    limit = np.full(model.n_cols, np.inf)
+    np.minimum.at(limit, col[usable], room[usable] / coef[usable])
+    limit = np.where(model.col_integer, np.floor(limit + 1e-9), limit)
+    return np.maximum(np.minimum(upper, limit), lower)
+
+
+def round_up_cover(model: LinearModel, lower: np.ndarray, upper: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Whole values for the free integer columns, fast: from ``start`` (whole, within the bounds,
+    every <= row held), each >= row still short (inference demand, then training work) gets whole
+    units added to the column that covers it most cheaply (cost over the cover it adds), as many at
+    once as the row needs and every row that column touches has room for; what is left is for the
+    row's continuous columns (unmet demand, shortfall) when they cover it more cheaply, or when no
+    column has room.  Continuous free columns are returned at their lower bounds:
+    :func:`complete_continuous` sets them.  Seconds even at a year of hours, where the hour MILPs
+    take many minutes."""
+    values = start.copy()
+    free = lower < upper
+    integer_free, continuous_free = free & model.col_integer, free & ~model.col_integer
+    values[continuous_free] = lower[continuous_free]
+    csr, csc = model.matrix.tocsr(), model.matrix.tocsc()
+    activity = csr @ values
+    row_lower, row_upper = model.row_lower, model.row_upper
+    slack_lower, slack_upper = _row_slack(row_lower), _row_slack(row_upper)
+    cost = model.col_cost
+    short = np.nonzero(activity < row_lower - slack_lower)[0]
+    # Rows that nothing continuous can cover (hard demand, hard work) first, while there is room.
+    continuous_rows = np.zeros(model.n_rows, dtype=bool)
+    continuous_rows[model.matrix.tocsc()[:, np.nonzero(continuous_free)[0]].tocoo().row] = True
+    for i in short[np.argsort(continuous_rows[short], kind="stable")]:
+        entries = slice(csr.indptr[i], csr.indptr[i + 1])
+        cols, coef = csr.indices[entries], csr.data[entries]
+        continuous = continuous_free[cols] & (coef > 0)
+        continuous_price = np.min(cost[cols[continuous]] / coef[continuous]) if continuous.any() else np.inf
+        usable = integer_free[cols] & (coef > 0)
+        cols, coef = cols[usable], coef[usable]
+        open_ = values[cols] < upper[cols]
+        while open_.any():
+            need = row_lower[i] - activity[i]
+            if need <= slack_lower[i]:
+                break
+            price = np.where(open_, cost[cols] / np.minimum(coef, need), np.inf)
+            k = int(np.argmin(price))
+            if price[k] > continuous_price:
+                break
+            j = cols[k]
+            rows = csc.indices[csc.indptr[j]:csc.indptr[j + 1]]
+            delta = csc.data[csc.indptr[j]:csc.indptr[j + 1]]
+            # Units that fit: each row j touches keeps its bounds (within the checker's slack).
+            with np.errstate(divide="ignore", invalid="ignore"):
+                room = np.where(delta > 0, (row_upper[rows] + slack_upper[rows] - activity[rows]) / delta,
+                                np.where(delta < 0, (activity[rows] - row_lower[rows] + slack_lower[rows]) / -delta,
+                                         np.inf))
+            units = min(np.floor(np.min(room, initial=np.inf) + 1e-12), upper[j] - values[j], np.ceil(need / coef[k]))
+            if units >= 1:
+                values[j] += units
+                activity[rows] += units * delta
+            open_[k] = False  # full, no room, or just sized to the need: this row is done with it
+    return values
+
+
+def complete_continuous(model: LinearModel, lower: np.ndarray, upper: np.ndarray, values: np.ndarray,
+                        time_limit: float | None, rows: np.ndarray | None = None) -> np.ndarray | None:
+    """``values``'s integer columns fixed, the continuous columns at their LP optimum subject to
+    the ``rows`` (a mask; all rows by default): whole values, or None if there are none (or no
+    answer in time)."""
+    fixed_lower = np.where(model.col_integer, values, lower)
+    fixed_upper = np.where(model.col_integer, values, upper)
+    row_lower, row_upper = model.row_lower, model.row_upper
+    if rows is not None:
+        row_lower, row_upper = np.where(rows, row_lower, -np.inf), np.where(rows, row_upper, np.inf)
+    highs = _highs_arrays(model.col_cost, fixed_lower, fixed_upper, np.zeros(model.n_cols, dtype=bool), model.matrix,
+                          row_lower, row_upper, gap=0.0, time_limit=time_limit, threads=None)
+    if not is_optimal(highs.getModelStatus()):
+        return None
+    return np.asarray(highs.getSolution().col_value)
+
+
+def _hour_coupling_columns(model: LinearModel, split: HourSplit, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Free hour columns in rows that still couple hours once the horizon columns are fixed
+    (training work: one run's blocks over many hours)."""
+    free = lower < upper
+    csr = model.matrix.tocsr()
+    hours = split.col_hour[csr.indices]
+    live = free[csr.indices] & (hours >= 0)
+    low, high, row_of = _row_hour_span(csr, hours, live)
+    coupling_rows = (high != _NO_HOUR) & (low != high)
+    columns = np.zeros(model.n_cols, dtype=bool)
+    columns[csr.indices[live & coupling_rows[row_of]]] = True
+    return columns
+
+
+@dataclass
+class DecomposedOutcome:
+    """What the decomposition found: a plan (column values) with its cost, and a valid bound."""
+
+    values: np.ndarray | None
+    objective: float | None
+    bound: float | None
+    notes: dict
+
+
+def heuristic_plan(model: LinearModel, lp_values: np.ndarray, split: HourSplit, deadline: float,
+                   hour_gap: float = 1e-3, workers: int = 1, on_plan=None,
+                   training_milp_seconds: float = 0.0, enough_usd: float = -np.inf) -> tuple[np.ndarray | None, dict]:
+    """A plan from the LP, in three stages.
+
+    1. Rounding (:func:`round_up_cover`), a first plan in seconds: the horizon-wide decisions fixed
+       (:func:`fix_horizon_columns`), every block at the LP's value rounded down, then whole blocks
+       added to cover each demand row and then each training run's work.
+    2. Hours: with the training blocks fixed at that plan's, each hour's MILP is solved on its own
+       where time allows (:func:`solve_hours_fixed`; an hour not improved keeps its rounded values).
+    3. Training: the training blocks and shortfall re-solved as one MILP with every hour's other
+       allocations fixed, only with at least ``training_milp_seconds`` left (at a year of hours
+       that MILP is larger than HiGHS can stop in time).
+
+    If rounding cannot cover a hard training run's work, the hours are solved beside the training
+    blocks it did place, and stage 3 must finish the plan.  ``on_plan(values)`` hears of each
+    checked plan as it is found; a rounded plan costing ``enough_usd`` or less is returned at once."""
+    notes: dict = {}
+    lower, upper = fix_horizon_columns(model, lp_values)
+    upper = tighten_upper(model, lower, upper)
+    training = _hour_coupling_columns(model, split, lower, upper)
+    horizon_free = (lower < upper) & (split.col_hour < 0)  # training shortfall
+    started = time.perf_counter()
+    floors = np.clip(np.floor(lp_values + 1e-6), lower, upper)  # every <= row holds
+    rounded = round_up_cover(model, np.where(training, floors, lower), upper,
+                             np.where(model.col_integer, floors, lower))
+    start = complete_continuous(model, lower, upper, rounded, deadline - time.perf_counter())
+    plans: list[np.ndarray] = []
+    rounded_ok = start is not None and is_feasible(model, start)
+    if rounded_ok:
+        plans.append(start)
+        notes["rounded_plan_usd"] = float(model.col_cost @ start)
+        if on_plan is not None:
+            on_plan(start)
+        if notes["rounded_plan_usd"] <= enough_usd:
+            notes["rounding_seconds"] = round(time.perf_counter() - started, 3)
+            return start, notes
+        fixed_from = start  # the hours see the rounded plan's training blocks and shortfall
+    else:  # the rounded training blocks, the shortfall at its most; the hours' rows only
+        fixed_from = np.where(training, rounded, upper)
+        coupled = training | horizon_free
+        start = complete_continuous(model, np.where(coupled, fixed_from, lower), np.where(coupled, fixed_from, upper),
+                                    rounded, deadline - time.perf_counter(), rows=split.row_hour >= 0)
+    notes["rounding_seconds"] = round(time.perf_counter() - started, 3)
+
+    stage1_lower, stage1_upper = lower.copy(), upper.copy()
+    coupled = training | horizon_free
+    stage1_lower[coupled] = stage1_upper[coupled] = fixed_from[coupled]
+    started = time.perf_counter()
+    priority = None if start is None else model.col_cost * (start - lp_values)
+    hourly = solve_hours_fixed(model, split, stage1_lower, stage1_upper, hour_gap, deadline, workers, start, priority)
+    notes["hours_seconds"] = round(time.perf_counter() - started, 3)
+    if hourly is None:
+        notes["heuristic"] = "an hour had no plan with the LP's horizon-wide choices fixed"
+        return (plans[0] if plans else None), notes
+    plans.insert(0, hourly)
+
+    if not rounded_ok or deadline - time.perf_counter() >= training_milp_seconds:
+        stage2_lower, stage2_upper = lower.copy(), upper.copy()
+        stage2_lower[~coupled] = stage2_upper[~coupled] = hourly[~coupled]
+        started = time.perf_counter()
+        highs = _highs_arrays(model.col_cost, stage2_lower, stage2_upper, model.col_integer, model.matrix,
+                              model.row_lower, model.row_upper, gap=hour_gap,
+                              time_limit=max(deadline - time.perf_counter(), 0.01), threads=None)
+        notes["training_seconds"] = round(time.perf_counter() - started, 3)
+        if has_plan(highs):
+            plans.insert(0, np.asarray(highs.getSolution().col_value))
+    plans = [plan for plan in plans if is_feasible(model, plan)]
+    if not plans:
+        notes["heuristic"] = "no plan: the training runs' work could not be placed beside the hours' allocations"
+        return None, notes
+    return min(plans, key=lambda plan: float(model.col_cost @ plan)), notes
+
+
+def is_feasible(model: LinearModel, values: np.ndarray) -> bool:
+    """Every row and bound holds within the checker's slack (1e-6 absolute + 1e-7 of the limit),
+    and integer columns are whole."""
+    activity = model.matrix @ values
+    low = np.where(np.isfinite(model.row_lower), model.row_lower, 0.0)
+    high = np.where(np.isfinite(model.row_upper), model.row_upper, 0.0)
+    rows_ok = np.all(activity >= model.row_lower - (1e-6 + 1e-7 * np.abs(low))) and np.all(
+        activity <= model.row_upper + (1e-6 + 1e-7 * np.abs(high)))
+    tolerance = 1e-6
+    bounds_ok = np.all(values >= model.col_lower - tolerance) and np.all(values <= model.col_upper + tolerance)
+    whole = np.all(np.abs(values[model.col_integer] - np.rint(values[model.col_integer])) <= 1e-6)
+    return bool(rows_ok and bounds_ok and whole)
+
+
+def solve_decomposed(model: LinearModel, options: SolveOptions, progress: Progress | None = None) -> SolveResult | None:
+    """The HiGHS backend's ``decompose`` method: :func:`decompose` as a result in our status enum;
+    None when the LP relaxation has no plan (or whole blocks have none), so that the direct solve
+    proves or explains it."""
+    started = time.perf_counter()
+    outcome = decompose(model, options, progress, started)
+    seconds = time.perf_counter() - started
+    if "lp" in outcome.notes or outcome.notes.get("infeasible"):
+        return None
+    extra = {"decompose": outcome.notes}
+    if outcome.values is None:
+        return SolveResult(SolveStatus.NO_SOLUTION, None, outcome.bound, None, seconds, "decompose: no plan", extra)
+    # Every plan decompose returns has passed its row check (is_feasible).
+    gap = relative_gap(outcome.objective, outcome.bound)
+    within = gap is not None and gap <= options.mip_rel_gap
+    return SolveResult(
+        SolveStatus.OPTIMAL if within else SolveStatus.FEASIBLE, outcome.objective, outcome.bound, outcome.values,
+        seconds, "decompose: within the gap" if within else "decompose: time limit", extra,
+    )
+
+
+def decompose(model: LinearModel, options: SolveOptions, progress: Progress | None = None,
+              started: float | None = None) -> DecomposedOutcome:
+    """LP relaxation -> hour-by-hour heuristic plan -> Lagrangian bound -> (if the gap is still
+    above ``mip_rel_gap``) the full MILP warm-started from the plan, stopped as soon as its
+    incumbent is within the gap of the best bound known.  Every bound reported is valid.
+    ``started`` (``time.perf_counter()``) is the caller's clock: the time limit counts from it."""
+    time_limit_s, mip_rel_gap, threads = options.time_limit_s, options.mip_rel_gap, options.threads
+    started = time.perf_counter() if started is None else started
+    deadline = started + (time_limit_s if time_limit_s is not None else 1e9)
+
+    def elapsed() -> float:
+        return time.perf_counter() - started
+
+    def record(objective, bound) -> None:
+        if progress is not None:
+            progress.record(elapsed(), objective, bound)
+
+    notes: dict = {}
+    relaxed = lp_relaxation(model, deadline - time.perf_counter())
+    notes["lp_seconds"] = round(elapsed(), 3)
+    if relaxed == "infeasible":
+        return DecomposedOutcome(None, None, None, {**notes, "lp": "infeasible"})
+    if isinstance(relaxed, str):
+        return DecomposedOutcome(None, None, None, {**notes, "lp_stopped": "the LP relaxation did not finish in time"})
+    lp_value, lp_values, duals = relaxed
+    bound = lp_value
+    record(None, bound)
+    split = split_by_hour(model)
+    workers = threads or os.cpu_count() or 1
+    # Each hour to half the target gap, between 0.01% and 0.5%: an hour's gap is on its own cost,
+    # which leaves out the reservations, so it must be tighter than the target.
+    hour_gap = min(max(mip_rel_gap / 2, 1e-4), 5e-3)
+    # A MILP over the whole model takes HiGHS about as long as the LP to load and presolve before it
+    # can do anything useful: one is only started with twice the LP's time left (the polish, in a
+    # worker process, also needs about a second to start).
+    whole_model_seconds = 2 * notes["lp_seconds"]
+    values, heuristic_notes = heuristic_plan(model, lp_values, split, deadline, hour_gap=hour_gap, workers=workers,
+                                             on_plan=lambda plan: record(float(model.col_cost @ plan), bound),
+                                             training_milp_seconds=whole_model_seconds,
+                                             enough_usd=bound / (1 - mip_rel_gap) if bound > 0 else bound)
+    notes.update(heuristic_notes)
+    objective = None if values is None else float(model.col_cost @ values)
+    notes["heuristic_seconds"] = round(elapsed(), 3)
+    record(objective, bound)
+
+    def gap_now() -> float:
+        if objective is None:
+            return float("inf")
+        return max(objective - bound, 0.0) / max(abs(objective), 1e-12)
+
+    hour_count = len(np.unique(split.col_hour))
+    enough_time = deadline - time.perf_counter() >= 4 * 0.05 * hour_count / workers
+    if gap_now() > mip_rel_gap and enough_time and model.n_cols >= LAGRANGIAN_MIN_COLUMNS:
+        # Each hour gets its share of half the time left, so every hour is solved (a valid bound
+        # needs all of them; one stopped early still gives its dual bound).
+        lagrange = lagrangian_bound(model, duals, split, time_limit_s=0.5 * (deadline - time.perf_counter()),
+                                    workers=workers, slack_usd=0.1 * mip_rel_gap * abs(lp_value))
+        notes["lagrangian_bound"] = lagrange.bound
+        notes["lagrangian_seconds"] = round(lagrange.seconds, 3)
+        if np.isfinite(lagrange.bound) and lagrange.bound > bound:
+            bound = lagrange.bound
+            record(objective, bound)
+    if gap_now() > mip_rel_gap and deadline - time.perf_counter() >= whole_model_seconds + 1.0:
+        values, objective, bound = _polish(model, values, objective, bound, deadline, options, record, notes)
+    if values is not None:
+        # Whole blocks as found, every continuous column (unmet demand, training shortfall) at its
+        # least beside them: a solve stopped early can leave one higher than it need be, and the
+        # checker prices the plan's files, where they are recomputed at their least.
+        settled_at = time.perf_counter()
+        settled = complete_continuous(model, model.col_lower, model.col_upper, values, None)
+        notes["settle_seconds"] = round(time.perf_counter() - settled_at, 3)
+        if settled is not None and is_feasible(model, settled) and model.col_cost @ settled <= objective:
+            values, objective = settled, float(model.col_cost @ settled)
+    notes["seconds"] = round(elapsed(), 3)
+    return DecomposedOutcome(values, objective, bound, notes)
+
+
+def _polish(model, values, objective, bound, deadline, options: SolveOptions, record, notes):
+    """The full MILP from the heuristic plan, stopped once within the gap of the best bound, in a
+    worker process that is killed at the deadline (HiGHS's root cut loop does not stop on time)."""
+    problem = WorkerProblem.from_model(model, {**highs_options(options), **STRICT_TOLERANCES}, start=values,
+                                       stop_gap=options.mip_rel_gap, known_bound=bound)
+
+    def report(incumbent, own_bound) -> None:
+        record(incumbent, max(bound, own_bound) if own_bound is not None else bound)
+
+    outcome = run_in_worker(problem, time.monotonic() + (deadline - time.perf_counter()), report)
+    notes["polish_seconds"] = round(outcome.seconds, 3)
+    notes["polish_status"] = outcome.words
+    if outcome.bound is not None and np.isfinite(outcome.bound):
+        bound = max(bound, outcome.bound)
+    if outcome.values is not None:
+        candidate = outcome.values
+        cost = float(model.col_cost @ candidate)
+        if not is_feasible(model, candidate):
+            notes["polish_plan_rejected"] = "HiGHS's plan broke a row by more than the checker allows"
+        elif objective is None or cost < objective:
+            values, objective = candidate, cost
+    if outcome.model_status is not None and is_infeasible(outcome.model_status):
+        notes["infeasible"] = True  # the LP has a plan, whole blocks do not
+    return values, objective, bound

@@ -1,0 +1,82 @@
+"""Solve options shared by the Python API, the CLI and (later) the HTTP service."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from optimizer.errors import FieldError, InputError
+
+Engine = Literal["highs", "pulp-cbc", "pulp-highs", "cpsat"]
+ENGINES: tuple[str, ...] = ("highs", "pulp-cbc", "pulp-highs", "cpsat")
+Method = Literal["direct", "decompose"]
+#: The methods each engine's backend registers (optimizer/solvers/backends): "direct" hands the
+#: whole model to the solver; "decompose" is the hour decomposition (backends/highs/decompose.py).
+ENGINE_METHODS: dict[str, tuple[str, ...]] = {
+    "highs": ("direct", "decompose"), "pulp-cbc": ("direct",), "pulp-highs": ("direct",), "cpsat": ("direct",),
+}
+
+
+class SolveOptions(BaseModel):
+    """How to solve.  Defaults suit the bundled instances on a 2-core machine."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    engine: Engine = Field(
+        default="highs", description="highs (highspy, default) | pulp-cbc | pulp-highs | cpsat (OR-Tools CP-SAT)."
+    )
+    method: Method = Field(
+        default="direct",
+        description=(
+            "direct: the whole MILP to the solver.  decompose (HiGHS only): LP relaxation, an "
+            "hour-by-hour plan, a Lagrangian bound that keeps each hour's integrality, then the "
+            "MILP warm-started from that plan (see docs/performance.md)."
+        ),
+    )
+    time_limit_s: float | None = Field(default=None, gt=0, description="Wall-clock limit for the solver, s.")
+    mip_rel_gap: float = Field(
+        default=1e-3,
+        ge=0,
+        le=1,
+        description="Stop when (objective - bound) / |objective| is at most this (default 0.1%).",
+    )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Solver threads; CP-SAT: search workers (None: solver default; CP-SAT: 8 workers "
+            "interleaved, deterministic; an explicit count runs them in parallel, deterministic only with 1)."
+        ),
+    )
+    random_seed: int = Field(
+        default=0,
+        ge=0,
+        description="Solver seed; same seed and options give the same plan.",
+    )
+    verbose: bool = Field(default=False, description="Show the solver's own log.")
+    diagnose_infeasible: bool = Field(
+        default=True, description="On infeasibility, re-solve with elastic slack to name the short workloads and hours."
+    )
+
+    @model_validator(mode="after")
+    def _engine_has_method(self) -> SolveOptions:
+        if self.method not in ENGINE_METHODS[self.engine]:
+            engines = [engine for engine, methods in ENGINE_METHODS.items() if self.method in methods]
+            raise ValueError(f"{self.method} runs on the {' or '.join(engines)} engine, not {self.engine} "
+                             f"(use --engine {engines[0]} with --method {self.method})")
+        return self
+
+
+def solve_options(options: SolveOptions | None = None, **overrides) -> SolveOptions:
+    """``options`` (default: the defaults) with ``overrides`` (SolveOptions fields) applied;
+    InputError naming each bad field otherwise."""
+    options = options or SolveOptions()
+    if not overrides:
+        return options
+    try:
+        return SolveOptions.model_validate({**options.model_dump(), **overrides})
+    except ValidationError as exc:
+        errors = [FieldError(".".join(str(part) for part in error["loc"]) or "options",
+                             error["msg"].removeprefix("Value error, ")) for error in exc.errors()]
+        raise InputError("options", errors) from None

@@ -1,0 +1,462 @@
+"""The ``chipmix`` command: a thin layer over the Python API.
+
+Exit codes: 0 a plan (optimal or feasible) that passes the checker; 1 the
+checker found violations, or a solver failed; 2 bad input or infeasible hard
+demand (nothing written); 3 no plan within the limits (nothing written).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from optimizer.errors import ChipmixError, InputError
+from optimizer.solvers.options import ENGINES
+
+app = typer.Typer(
+    name="chipmix",
+    help="Cheapest feasible plans for AI compute across chips, clouds and power-capped sites.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+EXIT_OK, EXIT_VIOLATIONS, EXIT_INPUT, EXIT_NO_PLAN = 0, 1, 2, 3
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(message, markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def _load(path: Path):
+    from optimizer.input.loading import load_instance
+
+    try:
+        return load_instance(path)
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _summary_table(plan) -> Table:
+    table = Table(title=f"chipmix plan: {plan.instance}", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    gap = "-" if plan.gap is None else f"{plan.gap:.4%}"
+    method = plan.details.get("options", {}).get("method", "direct")
+    engine = plan.engine if method == "direct" else f"{plan.engine}, {method}"
+    table.add_row("status", f"{plan.status.value} ({engine}, gap {gap})")
+    table.add_row("objective (USD)", _money(plan.objective_usd))
+    table.add_row("best bound (USD)", _money(plan.bound_usd))
+    scaling = plan.details.get("solver", {}).get("scaling_bound_usd")
+    if scaling is not None:
+        table.add_row("CP-SAT scaling bound (USD)", f"{scaling:,.6g}")
+    for key in ("usage", "reserved", "energy", "penalty", "total"):
+        table.add_row(f"cost {key} (USD)", _money(plan.cost_usd.get(key)))
+    table.add_row("unmet inference (PFLOP/s-hours)", f"{plan.unmet_pflops_hours:,.4g}")
+    table.add_row("training shortfall (EFLOP)", f"{plan.short_eflop:,.4g}")
+    table.add_row("solve time (s)", f"{plan.solve_seconds:.2f}")
+    first, one_pct = plan.time_to_first_plan_s, plan.time_to_1pct_s
+    table.add_row("first plan / within 1% (s)", f"{'-' if first is None else f'{first:.2f}'} / "
+                  f"{'-' if one_pct is None else f'{one_pct:.2f}'}")
+    return table
+
+
+@app.command()
+def solve(
+    instance: Annotated[Path, typer.Argument(help="Instance file (.yaml, .yml or .json).")],
+    out_dir: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Plan folder (default: plans/<instance name>).")
+    ] = None,
+    engine: Annotated[str, typer.Option(help=f"Solver engine: {' | '.join(ENGINES)}.")] = "highs",
+    time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Solver time limit, s.")] = None,
+    gap: Annotated[float, typer.Option("--gap", help="Relative MIP gap to stop at (0.001 = 0.1%).")] = 1e-3,
+    threads: Annotated[
+        Optional[int],
+        typer.Option("--threads", "--workers", help="Solver threads (CP-SAT: workers; default 8, interleaved)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the solver log.")] = False,
+    method: Annotated[
+        str,
+        typer.Option(help="direct (the whole MILP) | decompose (HiGHS: LP, hour-by-hour plan, Lagrangian bound, "
+                     "warm-started MILP; docs/performance.md)."),
+    ] = "direct",
+    show_progress: Annotated[
+        bool, typer.Option("--progress", help="Show the incumbent, bound and gap while the solver runs (HiGHS, CP-SAT).")
+    ] = False,
+    check: Annotated[bool, typer.Option(help="Run the independent checker on the written plan.")] = True,
+    write_model: Annotated[
+        Optional[Path], typer.Option("--write-model", help="Also write the model as .lp or .mps with its names.")
+    ] = None,
+) -> None:
+    """Solve an instance and write allocations.csv, reservations.csv and summary.json."""
+    from optimizer.plans.checker import check_plan
+    from optimizer.plans.solve import solve as run_solve
+
+    options = _solve_options(engine, time_limit, gap, threads, seed, verbose, method)
+    loaded = _load(instance)
+    if write_model is not None:
+        _write_model(loaded, write_model)
+    try:
+        if show_progress:
+            plan = _solve_with_progress(loaded, options)
+        else:
+            plan = run_solve(loaded, options)
+    except ChipmixError as exc:
+        _fail(str(exc), EXIT_VIOLATIONS)
+    if plan.status.value == "infeasible":
+        report = plan.infeasibility.render() if plan.infeasibility else "the solver proved it infeasible"
+        _fail(f"{instance}: infeasible: hard demand cannot be met\n{report}", EXIT_INPUT)
+    if not plan.has_plan:
+        bound = "" if plan.bound_usd is None else f"; best bound {plan.bound_usd:,.2f} USD"
+        _fail(f"{instance}: no plan found ({plan.status.value}, {plan.details['solver_status']}){bound}", EXIT_NO_PLAN)
+    target = out_dir if out_dir is not None else Path("plans") / loaded.name
+    plan.write(target)
+    out.print(_summary_table(plan))
+    if plan.status.value == "feasible":
+        err.print(
+            f"time limit reached: plan within {plan.gap:.4%} of the best bound" if plan.gap is not None
+            else "time limit reached: no bound proven",
+            markup=False,
+        )
+    out.print(f"plan written to {target}", markup=False, highlight=False)
+    if check:
+        report = check_plan(loaded, target)
+        out.print(f"checker: {report.render()}", markup=False, highlight=False)
+        if not report.ok:
+            raise typer.Exit(EXIT_VIOLATIONS)
+
+
+def _progress_line(seconds: float, objective: float | None, bound: float | None) -> str:
+    from optimizer.solvers.result import relative_gap
+
+    gap = relative_gap(objective, bound)
+    return (f"{seconds:8.1f} s   incumbent {_money(objective):>18}   bound {_money(bound):>18}   "
+            f"gap {'-' if gap is None else f'{gap:.4%}':>10}")
+
+
+def _solve_with_progress(instance, options):
+    """Solve with a live line (stderr) of incumbent, bound and gap; each change also printed."""
+    from rich.live import Live
+
+    from optimizer.solvers.progress import Progress
+    from optimizer.plans.solve import solve as run_solve
+
+    with Live("solving...", console=err, refresh_per_second=4, transient=True) as live:
+        def show(seconds, objective, bound):
+            live.console.print(_progress_line(seconds, objective, bound), markup=False, highlight=False)
+            live.update(_progress_line(seconds, objective, bound))
+
+        return run_solve(instance, options, progress=Progress(on_record=show))
+
+
+def _write_model(instance, path: Path) -> None:
+    from optimizer.solvers.backends.highs import write_model_file
+    from optimizer.model.data import build_model_data
+    from optimizer.model.build import build_model
+
+    if path.suffix.lower() not in (".lp", ".mps"):
+        _fail(f"--write-model: {path}: use a .lp or .mps file name", EXIT_INPUT)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_model_file(build_model(build_model_data(instance)), path)
+    out.print(f"model written to {path}", markup=False, highlight=False)
+
+
+@app.command()
+def check(
+    instance: Annotated[Path, typer.Argument(help="Instance file the plan was made for.")],
+    plan_dir: Annotated[Path, typer.Argument(help="Folder with allocations.csv, reservations.csv, summary.json.")],
+) -> None:
+    """Recompute capacity, power, demand and every cost from the plan files; exit 1 on any violation."""
+    from optimizer.plans.checker import check_plan
+
+    loaded = _load(instance)
+    if not plan_dir.is_dir():
+        _fail(f"{plan_dir}: not a folder", EXIT_INPUT)
+    report = check_plan(loaded, plan_dir)
+    if report.ok:
+        out.print(report.render(), markup=False, highlight=False)
+    else:
+        _fail(report.render(), EXIT_VIOLATIONS)
+
+
+@app.command()
+def validate(instance: Annotated[Path, typer.Argument(help="Instance file.")]) -> None:
+    """Validate an instance file without solving it."""
+    loaded = _load(instance)
+    out.print(
+        f"{instance}: valid ({loaded.hours} hours, {len(loaded.pools)} pools, {len(loaded.workloads)} workloads)",
+        markup=False,
+        highlight=False,
+    )
+
+
+@app.command()
+def schema(
+    out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file instead.")] = None,
+) -> None:
+    """Print the JSON Schema of the instance file."""
+    from optimizer.input.schema import Instance
+
+    text = json.dumps(Instance.model_json_schema(), indent=2)
+    if out_file is None:
+        sys.stdout.write(text + "\n")
+    else:
+        out_file.write_text(text + "\n")
+
+
+def _solve_options(engine: str, time_limit, gap: float, threads, seed: int = 0, verbose: bool = False,
+                   method: str = "direct"):
+    from optimizer.solvers.options import SolveOptions
+
+    if engine not in ENGINES:
+        _fail(f"--engine: unknown engine {engine!r}; choose one of {', '.join(ENGINES)}", EXIT_INPUT)
+    if method not in ("direct", "decompose"):
+        _fail(f"--method: unknown method {method!r}; choose direct or decompose", EXIT_INPUT)
+    if method == "decompose" and engine != "highs":
+        _fail(f"--method decompose runs on the highs engine, not {engine}", EXIT_INPUT)
+    try:
+        return SolveOptions(
+            engine=engine, method=method, time_limit_s=time_limit, mip_rel_gap=gap, threads=threads,
+            random_seed=seed, verbose=verbose,
+        )
+    except ValueError as exc:
+        _fail(f"invalid option: {exc}", EXIT_INPUT)
+
+
+# Wide tables stay readable when piped (rich assumes 80 columns off a terminal).
+_TABLE_WIDTH = None if sys.stdout.isatty() else 220
+
+
+def _rows_table(frame, title: str) -> Table:
+    from optimizer.analyses.lockin import format_cell
+
+    columns = [
+        ("scenario", "scenario", ""), ("view", "view", ""), ("plan", "plan", ""), ("status", "status", ""),
+        ("gap", "gap", "gap"), ("total_usd", "total USD", "usd"), ("premium_usd", "premium USD", "usd"),
+        ("premium_pct", "premium", "pct"), ("unmet_pflops_hours", "unmet PFLOP/s-h", ""),
+        ("short_eflop", "short EFLOP", ""), ("usd_per_delivered_eflop", "USD/EFLOP", ""), ("note", "note", ""),
+    ]
+    shown = [c for c in columns if c[0] in frame.columns and (c[0] not in ("scenario", "view") or frame[c[0]].nunique() > 1)]
+    table = Table(title=title, title_justify="left")
+    for _, header, kind in shown:
+        table.add_column(header, justify="left" if kind == "" and header in ("plan", "status", "note", "scenario", "view") else "right")
+    for record in frame.to_dict("records"):
+        table.add_row(*(format_cell(record.get(key), kind) for key, _, kind in shown))
+    return table
+
+
+def _write_rows(frame, out_dir: Path, stem: str) -> None:
+    from optimizer.files import write_text_atomic
+
+    write_text_atomic(out_dir / f"{stem}.csv", frame.to_csv(index=False, float_format="%.10g"))
+    write_text_atomic(out_dir / f"{stem}.json", frame.to_json(orient="records", indent=2) + "\n")
+    out.print(f"wrote {out_dir / (stem + '.csv')} and {stem}.json", markup=False, highlight=False)
+
+
+@app.command()
+def lockin(
+    instance: Annotated[Path, typer.Argument(help="Instance file.")],
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write lockin.csv and lockin.json here.")] = None,
+    restrictions: Annotated[
+        Optional[str], typer.Option(help="Comma-separated: multi, vendor=NAME, cloud=NAME (default: all present).")
+    ] = None,
+    greedy: Annotated[bool, typer.Option(help="Add the greedy lowest-$/FLOP baseline.")] = True,
+    engine: Annotated[str, typer.Option(help=f"Solver engine: {' | '.join(ENGINES)}.")] = "highs",
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", help="Time limit per solve, s (a row that hits it says so, with its gap).")
+    ] = 60.0,
+    gap: Annotated[float, typer.Option("--gap", help="Relative MIP gap per solve.")] = 1e-3,
+    threads: Annotated[
+        Optional[int],
+        typer.Option("--threads", "--workers", help="Solver threads (CP-SAT: workers; default 8, interleaved)."),
+    ] = None,
+) -> None:
+    """Price lock-in: the multi-vendor plan beside each single-vendor and single-cloud plan, and greedy."""
+    from optimizer.analyses.lockin import lockin_table
+
+    options = _solve_options(engine, time_limit, gap, threads)
+    loaded = _load(instance)
+    names = [r.strip() for r in restrictions.split(",")] if restrictions else None
+    try:
+        with err.status("solving restrictions...") as status:
+            frame = lockin_table(loaded, options, names, greedy=greedy,
+                                 on_row=lambda row: status.update(f"solved {row['plan']} ({row['status']})"))
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+    Console(width=_TABLE_WIDTH).print(_rows_table(frame, f"lock-in: {loaded.name}"))
+    if out_dir is not None:
+        _write_rows(frame, out_dir, "lockin")
+
+
+@app.command()
+def sweep(
+    instance: Annotated[Path, typer.Argument(help="Instance file.")],
+    scenarios: Annotated[Path, typer.Argument(help="Scenario file (YAML or JSON).")],
+    restrictions: Annotated[
+        Optional[str], typer.Option(help="Comma-separated: multi, greedy, vendor=NAME, cloud=NAME (default: all).")
+    ] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write sweep.csv and sweep.json here.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Local worker processes (default: cores / threads).")] = None,
+    cluster: Annotated[Optional[str], typer.Option(help="Dask scheduler address (needs chipmix[dask]).")] = None,
+    engine: Annotated[str, typer.Option(help=f"Solver engine: {' | '.join(ENGINES)}.")] = "highs",
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", help="Time limit per solve, s (a row that hits it says so, with its gap).")
+    ] = 60.0,
+    gap: Annotated[float, typer.Option("--gap", help="Relative MIP gap per solve.")] = 1e-3,
+    threads: Annotated[Optional[int], typer.Option(help="Solver threads per solve (default 1).")] = None,
+) -> None:
+    """Solve every scenario x restriction, re-optimised and with the base plan's reservations held."""
+    from rich.progress import Progress
+
+    from optimizer.analyses.lockin import restrictions_of, sweep as run_sweep
+    from optimizer.analyses.scenarios import load_scenarios
+
+    options = _solve_options(engine, time_limit, gap, threads)
+    loaded = _load(instance)
+    try:
+        parsed = load_scenarios(scenarios, loaded)
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+    names = [r.strip() for r in restrictions.split(",")] if restrictions else restrictions_of(loaded)
+    expected = (len(parsed) + 1) * len(names) + len(parsed) * len([n for n in names if n != "greedy"])
+    try:
+        with Progress(console=err, transient=True) as progress:
+            bar = progress.add_task("sweep", total=expected)
+            frame = run_sweep(loaded, parsed, names, options, workers=workers, cluster=cluster,
+                              on_row=lambda row: progress.advance(bar))
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+    except ChipmixError as exc:
+        _fail(str(exc), EXIT_INPUT)
+    Console(width=_TABLE_WIDTH).print(_rows_table(frame, f"sweep: {loaded.name} x {scenarios.name}"))
+    if out_dir is not None:
+        _write_rows(frame, out_dir, "sweep")
+
+
+@app.command("build-instance")
+def build_instance(
+    specs: Annotated[list[Path], typer.Argument(help="Scenario spec files (instances/specs/*.yaml).")],
+    out_file: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="Output file (one spec only; default: <spec folder>/../<name>.yaml)."),
+    ] = None,
+) -> None:
+    """Build instance files from scenario specs and the public data in instances/data."""
+    from optimizer.library.build import load_spec, render
+    from optimizer.files import write_text_atomic
+
+    if out_file is not None and len(specs) != 1:
+        _fail("--out: give exactly one spec with --out", EXIT_INPUT)
+    rendered = []
+    for spec_path in specs:  # build every file first: nothing is written if any spec is bad
+        try:
+            target = out_file or spec_path.parent.parent / f"{load_spec(spec_path).name}.yaml"
+            rendered.append((target, render(spec_path)))
+        except InputError as exc:
+            _fail(exc.render(), EXIT_INPUT)
+    for target, text in rendered:
+        write_text_atomic(target, text)
+        out.print(f"wrote {target}", markup=False, highlight=False)
+
+
+@app.command()
+def generate(
+    pools: Annotated[int, typer.Option(min=1, help="Number of pools.")],
+    workloads: Annotated[int, typer.Option(min=1, help="Number of workloads (60% inference, 40% training).")],
+    hours: Annotated[int, typer.Option(min=1, help="Horizon, hours.")],
+    seed: Annotated[int, typer.Option(help="Random seed: the same arguments give the same file.")] = 0,
+    out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Generate a synthetic instance of any size (always has a plan: all demand is priced)."""
+    from optimizer.library.generate import render_generated
+    from optimizer.files import write_text_atomic
+
+    text = render_generated(pools, workloads, hours, seed)
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(out_file, text)
+        out.print(f"wrote {out_file}", markup=False, highlight=False)
+
+
+@app.command()
+def report(
+    plan_dir: Annotated[Path, typer.Argument(help="Plan folder written by chipmix solve.")],
+    instance: Annotated[Path, typer.Option("--instance", "-i", help="The instance the plan solves.")],
+    out_file: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="HTML file (default: PLAN_DIR/report.html); PNGs go beside it.")
+    ] = None,
+    lockin_file: Annotated[
+        Optional[Path], typer.Option("--lockin", help="lockin.csv (or its folder) from chipmix lockin --out, to compare vendors.")
+    ] = None,
+    xlsx: Annotated[Optional[Path], typer.Option("--xlsx", help="Also write the tables as an Excel workbook with charts.")] = None,
+) -> None:
+    """Write a self-contained HTML report (and PNG charts, and optionally an xlsx) of a plan."""
+    try:
+        from optimizer.surfaces.report import build_tables, write_report, write_xlsx
+        import matplotlib  # noqa: F401
+        import openpyxl  # noqa: F401
+    except ImportError as exc:
+        _fail(f"chipmix report needs the report extra: pip install 'chipmix[report]' ({exc})", EXIT_INPUT)
+    loaded = _load(instance)
+    try:
+        tables = build_tables(loaded, plan_dir, lockin_file)
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+    target = out_file if out_file is not None else plan_dir / "report.html"
+    charts = write_report(tables, target)
+    out.print(f"wrote {target} ({len(charts)} charts in {target.parent / (target.stem + '_charts')})", markup=False, highlight=False)
+    if xlsx is not None:
+        sheets = write_xlsx(tables, xlsx)
+        out.print(f"wrote {xlsx} (sheets: {', '.join(sheets)})", markup=False, highlight=False)
+    if tables.violations:
+        err.print(f"the checker found {len(tables.violations)} violation(s); the report lists them", markup=False)
+        raise typer.Exit(EXIT_VIOLATIONS)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    db: Annotated[Path, typer.Option(help="SQLite file that keeps the jobs across restarts.")] = Path("chipmix-jobs.sqlite"),
+    workers: Annotated[int, typer.Option(min=1, help="Solves running at once (one process each).")] = 2,
+    max_queued: Annotated[int, typer.Option(min=1, help="Waiting jobs beyond this get 429.")] = 32,
+    max_body_mb: Annotated[float, typer.Option(min=0.001, help="Request bodies over this get 413, MB.")] = 20.0,
+    default_time_limit: Annotated[float, typer.Option(min=0.001, help="Solver time limit when a request gives none, s.")] = 60.0,
+    max_time_limit: Annotated[float, typer.Option(min=0.001, help="Largest time_limit_s a request may ask for, s.")] = 600.0,
+    grace: Annotated[float, typer.Option(min=0.0, help="A job is killed this long after its solver time limit, s.")] = 60.0,
+) -> None:
+    """Run the HTTP service (POST /v1/solves, GET /v1/solves/{id}[/plan], /v1/check, /v1/validate)."""
+    try:
+        import uvicorn
+
+        from optimizer.surfaces.service.app import ServiceSettings, create_app
+    except ImportError as exc:
+        _fail(f"chipmix serve needs the server extra: pip install 'chipmix[server]' ({exc})", EXIT_INPUT)
+    settings = ServiceSettings(
+        db_path=str(db), workers=workers, max_queued=max_queued, max_body_bytes=int(max_body_mb * 1_000_000),
+        default_time_limit_s=default_time_limit, max_time_limit_s=max_time_limit, grace_s=grace,
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,416 @@
+"""A plan report planners can open or mail: one self-contained HTML file, PNG charts, and an xlsx.
+
+``chipmix report PLAN_DIR --instance INSTANCE [--lockin lockin.csv] [--xlsx report.xlsx]`` reads the
+plan files (as any tool would) and the instance, and shows: the headline numbers (status and gap,
+total cost and its breakdown, USD per delivered EFLOP, unmet demand, the checker's verdict); chips
+in use per hour stacked by vendor and by cloud; cost per day by pricing tier; each capped site's
+power against its cap; each pool's utilisation; unmet demand per workload; and, given a lock-in
+table (``chipmix lockin --out DIR`` writes ``lockin.csv``), each single-vendor plan's cost beside
+the multi-vendor one.  The HTML embeds its charts as data URIs, so the one file is the report; the
+PNGs are also written beside it.  ``--xlsx`` writes the same tables as sheets with native charts.
+Needs the ``report`` extra (matplotlib, openpyxl).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from optimizer.plans.checker import check_plan
+from optimizer.errors import FieldError, InputError
+from optimizer.analyses.lockin import EFLOP_PER_PFLOPS_HOUR, total_demand
+from optimizer.input.schema import Instance
+
+TIERS = ("owned", "on_demand", "spot", "reserved")
+
+
+@dataclass
+class ReportTables:
+    """Everything the report shows, as plain frames (the HTML, PNGs and xlsx are views of these)."""
+
+    instance: str
+    headline: dict[str, Any]
+    chips_by_vendor: pd.DataFrame  # index hour, one column per vendor
+    chips_by_cloud: pd.DataFrame  # index hour, one column per cloud
+    cost_per_day: pd.DataFrame  # index day, columns: tiers, energy, unmet penalty
+    site_power: dict[str, pd.DataFrame]  # capped site -> frame(hour, draw_mw, cap_mw)
+    pool_utilisation: pd.DataFrame  # pool, vendor, cloud, pricing, chip_hours_used, chip_hours_available, utilisation, peak_chips
+    unmet: pd.DataFrame  # workload, kind, unmet_pflops_hours, short_eflop
+    lockin: pd.DataFrame | None = None  # plan, status, total_usd, premium_pct
+    violations: list[str] = field(default_factory=list)
+
+
+def _hourly(value, hours: int) -> list[float]:
+    return list(value) if isinstance(value, tuple) else [float(value)] * hours
+
+
+def _read(plan_dir: Path, name: str) -> pd.DataFrame:
+    path = plan_dir / name
+    if not path.exists():
+        raise InputError(str(plan_dir), [FieldError(name, "missing", "point at a folder written by chipmix solve")])
+    return pd.read_csv(path)
+
+
+def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Path | None = None) -> ReportTables:
+    plan_dir = Path(plan_dir)
+    summary_path = plan_dir / "summary.json"
+    if not summary_path.exists():
+        raise InputError(str(plan_dir), [FieldError("summary.json", "missing", "point at a folder written by chipmix solve")])
+    summary = json.loads(summary_path.read_text())
+    allocations = _read(plan_dir, "allocations.csv")
+    reservations = _read(plan_dir, "reservations.csv")
+    unmet = _read(plan_dir, "unmet.csv")
+    shortfall = _read(plan_dir, "shortfall.csv")
+    report = check_plan(instance, plan_dir)
+
+    hours = instance.hours
+    chips = {c.id: c for c in instance.chips}
+    sites = {s.id: s for s in instance.sites}
+    pools = {p.id: p for p in instance.pools}
+    workloads = {w.id: w for w in instance.workloads}
+
+    alloc = allocations.copy()
+    alloc["vendor"] = [chips[pools[p].chip].vendor for p in alloc.pool]
+    alloc["cloud"] = [sites[pools[p].site].cloud for p in alloc.pool]
+    alloc["site"] = [pools[p].site for p in alloc.pool]
+    alloc["pricing"] = [pools[p].pricing for p in alloc.pool]
+    alloc["draw_mw"] = [
+        n * chips[pools[p].chip].power_kw * sites[pools[p].site].pue / 1000 for p, n in zip(alloc.pool, alloc.chips)
+    ]
+    energy_price = {s.id: _hourly(s.energy_usd_per_mwh, hours) for s in instance.sites}
+    alloc["energy_usd"] = [mw * energy_price[s][t] for mw, s, t in zip(alloc.draw_mw, alloc.site, alloc.hour)]
+    alloc["usage_usd"] = [
+        0.0 if pools[p].pricing == "reserved" else n * pools[p].usd_per_chip_hour for p, n in zip(alloc.pool, alloc.chips)
+    ]
+
+    every_hour = pd.RangeIndex(hours, name="hour")
+
+    def stacked(by: str) -> pd.DataFrame:
+        frame = alloc.pivot_table(index="hour", columns=by, values="chips", aggfunc="sum", fill_value=0)
+        return frame.reindex(every_hour, fill_value=0).astype(int)
+
+    # Cost per day: usage by tier, reserved commitments spread evenly over the hours, energy, unmet penalty.
+    day = every_hour // 24
+    cost = pd.DataFrame(0.0, index=every_hour, columns=[*TIERS, "energy", "unmet penalty"])
+    for tier in TIERS:
+        cost[tier] = alloc[alloc.pricing == tier].groupby("hour").usage_usd.sum().reindex(every_hour, fill_value=0.0)
+    reserved_per_hour = sum(
+        int(n) * pools[p].usd_per_chip_hour for p, n in zip(reservations.pool, reservations.chips) if p in pools
+    )
+    cost["reserved"] += reserved_per_hour
+    cost["energy"] = alloc.groupby("hour").energy_usd.sum().reindex(every_hour, fill_value=0.0)
+    if len(unmet):
+        price = {w.id: getattr(w, "unmet_usd_per_pflops_hour", None) or 0.0 for w in instance.workloads}
+        penalty = unmet.assign(usd=[u * price[w] for w, u in zip(unmet.workload, unmet.unmet_pflops)])
+        cost["unmet penalty"] = penalty.groupby("hour").usd.sum().reindex(every_hour, fill_value=0.0)
+    cost_per_day = cost.groupby(day).sum()
+    cost_per_day.index.name = "day"
+    cost_per_day = cost_per_day.loc[:, (cost_per_day != 0).any(axis=0)]
+
+    site_power = {}
+    for site in instance.sites:
+        if site.power_cap_mw is None:
+            continue
+        draw = alloc[alloc.site == site.id].groupby("hour").draw_mw.sum().reindex(every_hour, fill_value=0.0)
+        site_power[site.id] = pd.DataFrame({"draw_mw": draw, "cap_mw": _hourly(site.power_cap_mw, hours)}, index=every_hour)
+
+    held = dict(zip(reservations.pool, reservations.chips))
+    rows = []
+    for pool in instance.pools:
+        mine = alloc[alloc.pool == pool.id]
+        per_hour = mine.groupby("hour").chips.sum()
+        if pool.pricing == "reserved":
+            available = int(held.get(pool.id, 0)) * hours
+        else:
+            available = sum(_hourly(pool.available, hours))
+        used = int(mine.chips.sum())
+        rows.append({
+            "pool": pool.id, "vendor": chips[pool.chip].vendor, "cloud": sites[pool.site].cloud, "pricing": pool.pricing,
+            "chip_hours_used": used, "chip_hours_available": int(available),
+            "utilisation": used / available if available else 0.0, "peak_chips": int(per_hour.max()) if len(per_hour) else 0,
+        })
+    utilisation = pd.DataFrame(rows)
+
+    per_workload = []
+    short = dict(zip(shortfall.workload, shortfall.short_eflop))
+    unmet_sum = unmet.groupby("workload").unmet_pflops.sum().to_dict() if len(unmet) else {}
+    for w in instance.workloads:
+        per_workload.append({
+            "workload": w.id, "kind": w.type,
+            "unmet_pflops_hours": float(unmet_sum.get(w.id, 0.0)), "short_eflop": float(short.get(w.id, 0.0)),
+        })
+    unmet_table = pd.DataFrame(per_workload)
+
+    costs = summary.get("cost_usd", {})
+    pflops_hours, work_eflop = total_demand(instance)
+    delivered = (pflops_hours - summary.get("unmet_pflops_hours", 0.0)) * EFLOP_PER_PFLOPS_HOUR + work_eflop - summary.get("short_eflop", 0.0)
+    spend = sum(costs.get(k, 0.0) for k in ("usage", "reserved", "energy"))
+    headline = {
+        "status": summary.get("status"), "engine": summary.get("engine"), "gap": summary.get("gap"),
+        "objective_usd": summary.get("objective_usd"), "bound_usd": summary.get("bound_usd"),
+        **{f"{k}_usd": costs.get(k) for k in ("total", "usage", "reserved", "energy", "penalty")},
+        "delivered_eflop": delivered, "usd_per_delivered_eflop": spend / delivered if delivered > 0 else None,
+        "unmet_pflops_hours": summary.get("unmet_pflops_hours"), "short_eflop": summary.get("short_eflop"),
+        "checker": "OK" if report.ok else f"{len(report.violations)} violation(s)",
+        "hours": hours, "workloads": len(workloads), "pools": len(pools),
+    }
+    lockin = _read_lockin(lockin_path) if lockin_path is not None else None
+    return ReportTables(instance.name, headline, stacked("vendor"), stacked("cloud"), cost_per_day, site_power,
+                        utilisation, unmet_table, lockin, report.violations)
+
+
+def _read_lockin(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "lockin.csv"
+    if not path.exists():
+        raise InputError(str(path), [FieldError("", "file not found", "give the lockin.csv that chipmix lockin --out writes")])
+    frame = pd.read_json(path) if path.suffix == ".json" else pd.read_csv(path)
+    needed = {"plan", "status", "total_usd"}
+    if not needed <= set(frame.columns):
+        raise InputError(str(path), [FieldError("", f"needs the columns {sorted(needed)}", "use chipmix lockin --out")])
+    keep = frame.plan.eq("multi") | frame.plan.astype(str).str.startswith("vendor=") | frame.plan.eq("greedy")
+    columns = [c for c in ("plan", "status", "gap", "total_usd", "premium_pct", "note") if c in frame.columns]
+    return frame.loc[keep, columns].reset_index(drop=True)
+
+
+# -- charts --------------------------------------------------------------------------------------
+
+def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
+    """One PNG per chart; returns chart id -> file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        path = folder / f"{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        files[name] = path
+
+    for name, frame, title in (("chips_by_vendor", tables.chips_by_vendor, "Chips in use per hour, by vendor"),
+                               ("chips_by_cloud", tables.chips_by_cloud, "Chips in use per hour, by cloud")):
+        fig, ax = plt.subplots(figsize=(9, 3.4))
+        if frame.shape[1]:
+            ax.stackplot(frame.index, frame.T.values, labels=list(frame.columns), step="post")
+            ax.legend(loc="upper left", fontsize=8, ncols=min(len(frame.columns), 6))
+        ax.set(title=title, xlabel="hour", ylabel="chips", xlim=(0, max(len(frame.index), 1)))
+        save(fig, name)
+
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    tables.cost_per_day.plot.bar(stacked=True, ax=ax, width=0.8)
+    ax.set(title="Cost per day by pricing tier (USD)", xlabel="day", ylabel="USD")
+    ax.legend(fontsize=8)
+    save(fig, "cost_per_day")
+
+    if tables.site_power:
+        fig, ax = plt.subplots(figsize=(9, 3.4))
+        for site, frame in tables.site_power.items():
+            line, = ax.plot(frame.index, frame.draw_mw, label=f"{site} draw", drawstyle="steps-post")
+            ax.plot(frame.index, frame.cap_mw, linestyle="--", color=line.get_color(), label=f"{site} cap")
+        ax.set(title="Capped sites: power drawn against the cap (MW)", xlabel="hour", ylabel="MW")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8)
+        save(fig, "site_power")
+
+    util = tables.pool_utilisation
+    fig, ax = plt.subplots(figsize=(9, 0.3 * len(util) + 1.2))
+    ax.barh(util.pool, 100 * util.utilisation)
+    ax.invert_yaxis()
+    ax.set(title="Pool utilisation (% of chip-hours available; reserved: of chips reserved)", xlabel="%", xlim=(0, 100))
+    save(fig, "pool_utilisation")
+
+    unmet = tables.unmet
+    fig, ax = plt.subplots(figsize=(9, 3.0))
+    ax.bar(unmet.workload, unmet.unmet_pflops_hours, label="unmet inference (PFLOP/s-h)")
+    ax.bar(unmet.workload, unmet.short_eflop, bottom=unmet.unmet_pflops_hours, label="training short (EFLOP)")
+    ax.set(title="Unmet demand per workload")
+    ax.legend(fontsize=8)
+    ax.tick_params(axis="x", labelrotation=30)
+    save(fig, "unmet")
+
+    if tables.lockin is not None and len(tables.lockin):
+        frame = tables.lockin.dropna(subset=["total_usd"])
+        fig, ax = plt.subplots(figsize=(9, 3.2))
+        colours = ["tab:green" if p == "multi" else "tab:gray" if p == "greedy" else "tab:red" for p in frame.plan]
+        ax.bar(frame.plan, frame.total_usd, color=colours)
+        ax.set(title="Multi-vendor plan against each single-vendor plan (total USD)", ylabel="USD")
+        ax.tick_params(axis="x", labelrotation=20)
+        save(fig, "lockin")
+    return files
+
+
+# -- HTML ----------------------------------------------------------------------------------------
+
+def _money(value) -> str:
+    return "-" if value is None or value != value else f"{value:,.2f}"
+
+
+def _table(frame: pd.DataFrame, floats: str = "{:,.4g}") -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = []
+    for row in frame.itertuples(index=False):
+        cells = []
+        for value in row:
+            if isinstance(value, float):
+                text = "-" if value != value else floats.format(value)
+                cells.append(f'<td class="num">{text}</td>')
+            elif isinstance(value, int):
+                cells.append(f'<td class="num">{value:,}</td>')
+            else:
+                cells.append(f"<td>{html.escape(str(value))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1000px;color:#222}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.25rem .5rem}
+th{background:#f4f4f4;text-align:left}.num{text-align:right;font-variant-numeric:tabular-nums}
+.cards{display:flex;flex-wrap:wrap;gap:.75rem}.card{border:1px solid #ddd;border-radius:6px;padding:.6rem .9rem;min-width:10rem}
+.card b{display:block;font-size:1.2rem}.bad{color:#b00}img{max-width:100%}figure{margin:1rem 0}
+"""
+
+
+def render_html(tables: ReportTables, charts: dict[str, Path]) -> str:
+    h = tables.headline
+    gap = "-" if h["gap"] in (None, "inf") else f"{100 * float(h['gap']):.3f}%"
+    cards = [
+        ("status", f"{h['status']} ({h['engine']})"), ("gap to the bound", gap), ("total cost (USD)", _money(h["total_usd"])),
+        ("USD per delivered EFLOP", _money(h["usd_per_delivered_eflop"])),
+        ("unmet inference (PFLOP/s-h)", f"{h['unmet_pflops_hours']:,.4g}"),
+        ("training short (EFLOP)", f"{h['short_eflop']:,.4g}"), ("checker", h["checker"]),
+    ]
+    breakdown = pd.DataFrame([{"term": k, "USD": h[f"{k}_usd"]} for k in ("usage", "reserved", "energy", "penalty", "total")])
+
+    def figure(name: str, caption: str) -> str:
+        if name not in charts:
+            return ""
+        data = base64.b64encode(charts[name].read_bytes()).decode()
+        return (f'<figure id="{name}"><img class="chart" alt="{html.escape(caption)}" '
+                f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>')
+
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<link rel='icon' href='data:,'>",  # no favicon request: the file stands alone
+        f"<title>chipmix plan report: {html.escape(tables.instance)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>chipmix plan report: {html.escape(tables.instance)}</h1>",
+        f"<p>{h['hours']} hours, {h['pools']} pools, {h['workloads']} workloads. The best bound is "
+        f"{_money(h['bound_usd'])} USD: no plan can cost less.</p>",
+        '<div class="cards">' + "".join(
+            f'<div class="card{" bad" if k == "checker" and v != "OK" else ""}">{html.escape(k)}<b>{html.escape(str(v))}</b></div>'
+            for k, v in cards) + "</div>",
+        "<h2>Cost breakdown</h2>", _table(breakdown, "{:,.2f}"),
+        "<h2>Chips in use</h2>", figure("chips_by_vendor", "Chips in use per hour, stacked by vendor"),
+        figure("chips_by_cloud", "Chips in use per hour, stacked by cloud"),
+        "<h2>Cost per day</h2>", figure("cost_per_day", "Cost per day by pricing tier"),
+        _table(tables.cost_per_day.reset_index(), "{:,.2f}"),
+        "<h2>Power at capped sites</h2>",
+        figure("site_power", "Power drawn at each capped site against its cap") if tables.site_power
+        else "<p>No site in this instance has a power cap.</p>",
+        "<h2>Pool utilisation</h2>", figure("pool_utilisation", "Utilisation of each pool"),
+        _table(tables.pool_utilisation),
+        "<h2>Unmet demand</h2>", figure("unmet", "Unmet demand per workload"), _table(tables.unmet),
+    ]
+    if tables.lockin is not None:
+        parts += ["<h2>Lock-in: single-vendor plans</h2>", figure("lockin", "Multi-vendor against single-vendor cost"),
+                  _table(tables.lockin)]
+    if tables.violations:
+        parts += ["<h2 class='bad'>Checker violations</h2><ul>"]
+        parts += [f"<li>{html.escape(v)}</li>" for v in tables.violations[:200]] + ["</ul>"]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(tables: ReportTables, out_html: Path) -> dict[str, Path]:
+    """Write the HTML and its PNGs (``<stem>_charts/``); returns the chart files."""
+    from optimizer.files import write_text_atomic
+
+    charts = render_charts(tables, out_html.parent / f"{out_html.stem}_charts")
+    write_text_atomic(out_html, render_html(tables, charts))
+    return charts
+
+
+# -- xlsx ----------------------------------------------------------------------------------------
+
+def write_xlsx(tables: ReportTables, path: Path) -> list[str]:
+    """The same tables as sheets, each chart a native Excel chart; returns the sheet names."""
+    from openpyxl import Workbook
+    from openpyxl.chart import AreaChart, BarChart, LineChart, Reference
+
+    book = Workbook()
+    summary = book.active
+    summary.title = "Summary"
+    summary.append(["what", "value"])
+    for key, value in tables.headline.items():
+        summary.append([key, "inf" if value == float("inf") else value])
+
+    def sheet(title: str, frame: pd.DataFrame):
+        ws = book.create_sheet(title)
+        ws.append([str(c) for c in frame.columns])
+        for row in frame.itertuples(index=False):
+            ws.append([None if isinstance(v, float) and v != v else (v.item() if hasattr(v, "item") else v) for v in row])
+        return ws
+
+    def add_chart(ws, chart, frame: pd.DataFrame, first_data_col: int, anchor: str, title: str, y: str) -> None:
+        rows = len(frame) + 1
+        data = Reference(ws, min_col=first_data_col, max_col=frame.shape[1], min_row=1, max_row=rows)
+        categories = Reference(ws, min_col=1, min_row=2, max_row=rows)
+        chart.add_data(data, titles_from_data=True)
+        chart.set_categories(categories)
+        chart.title, chart.y_axis.title = title, y
+        chart.width, chart.height = 24, 9
+        ws.add_chart(chart, anchor)
+
+    for title, frame, label in (("ChipsByVendor", tables.chips_by_vendor, "vendor"), ("ChipsByCloud", tables.chips_by_cloud, "cloud")):
+        data = frame.reset_index()
+        ws = sheet(title, data)
+        chart = AreaChart()
+        chart.grouping = "stacked"
+        add_chart(ws, chart, data, 2, "H2", f"Chips in use per hour, by {label}", "chips")
+
+    data = tables.cost_per_day.reset_index()
+    ws = sheet("CostPerDay", data)
+    chart = BarChart()
+    chart.grouping, chart.overlap = "stacked", 100
+    add_chart(ws, chart, data, 2, "J2", "Cost per day by pricing tier", "USD")
+
+    if tables.site_power:
+        frames = [f.rename(columns={"draw_mw": f"{s} draw_mw", "cap_mw": f"{s} cap_mw"}) for s, f in tables.site_power.items()]
+        data = pd.concat(frames, axis=1).reset_index()
+        ws = sheet("SitePower", data)
+        add_chart(ws, LineChart(), data, 2, "H2", "Capped sites: power drawn against the cap", "MW")
+
+    data = tables.pool_utilisation[["pool", "utilisation", "chip_hours_used", "chip_hours_available", "peak_chips",
+                                    "vendor", "cloud", "pricing"]]
+    ws = sheet("PoolUtilisation", data)
+    chart = BarChart()
+    chart.type = "bar"
+    add_chart(ws, chart, data[["pool", "utilisation"]], 2, "J2", "Pool utilisation (fraction)", "")
+
+    data = tables.unmet[["workload", "unmet_pflops_hours", "short_eflop", "kind"]]
+    ws = sheet("Unmet", data)
+    add_chart(ws, BarChart(), data[["workload", "unmet_pflops_hours", "short_eflop"]], 2, "F2", "Unmet demand per workload", "")
+
+    if tables.lockin is not None:
+        data = tables.lockin[["plan", "total_usd"] + [c for c in tables.lockin.columns if c not in ("plan", "total_usd")]]
+        ws = sheet("LockIn", data)
+        add_chart(ws, BarChart(), data[["plan", "total_usd"]], 2, "H2", "Multi-vendor against single-vendor cost", "USD")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    book.save(staging)
+    staging.replace(path)
+    return book.sheetnames

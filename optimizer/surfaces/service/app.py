@@ -1,0 +1,341 @@
+"""The chipmix HTTP service: solve jobs, plans, the checker and validation over HTTP.
+
+Shaped like the optimisation services procurement tooling already calls (submit, poll, fetch):
+
+- ``POST /v1/solves`` ``{instance, options}`` -> 202 and a job; ``Idempotency-Key`` makes a retried
+  submission return the same job (the same key with another body is 409).
+- ``GET /v1/solves/{id}`` status and timings; ``GET /v1/solves/{id}/plan`` the plan as JSON;
+  ``GET /v1/solves/{id}/plan/{file}`` the same CSV / JSON files ``chipmix solve`` writes;
+  ``DELETE /v1/solves/{id}`` cancels.
+- ``POST /v1/check`` ``{instance, plan}`` runs the independent checker; ``POST /v1/validate``
+  ``{instance}`` validates only.
+- ``/healthz`` (the process answers), ``/readyz`` (the job store answers and the runner runs).
+
+Every error is ``{"detail": [{"path", "reason", "hint"}]}``: 422 for bad input (the field path of
+every problem, as the CLI gives it), 413 for a body over the limit, 429 when too many jobs wait,
+404 for an unknown job, 409 for a plan not ready or a reused key.  The body is parsed by hand (not by
+FastAPI) so that instance errors carry the same paths as the CLI's; the OpenAPI document still
+describes it with the instance's JSON Schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+import json
+import tempfile
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from optimizer.errors import FieldError, InputError
+from optimizer.input.loading import instance_from_data, validate_document
+from optimizer.solvers.options import Engine
+from optimizer.input.schema import Instance
+from optimizer.surfaces.service.runner import Runner
+from optimizer.surfaces.service.store import IdempotencyConflict, JobStore, QueueFull
+
+
+class ServiceSettings(BaseModel):
+    """How the service runs (``chipmix serve`` flags)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    db_path: str = Field(default="chipmix-jobs.sqlite", description="SQLite file that keeps the jobs.")
+    workers: int = Field(default=2, ge=1, description="Solves running at once, each in its own process.")
+    max_queued: int = Field(default=32, ge=1, description="Jobs waiting beyond this get 429.")
+    max_body_bytes: int = Field(default=20_000_000, ge=1, description="Larger request bodies get 413.")
+    default_time_limit_s: float = Field(default=60.0, gt=0, description="Solver time limit when the request gives none.")
+    max_time_limit_s: float = Field(default=600.0, gt=0, description="Largest time_limit_s a request may ask for.")
+    grace_s: float = Field(default=60.0, ge=0, description="A job is killed this long after its solver time limit.")
+
+
+class JobOptions(BaseModel):
+    """Options of one solve job (a subset of the CLI's)."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    engine: Engine = "highs"
+    time_limit_s: float | None = Field(default=None, gt=0, description="Solver time limit, s (default: the server's).")
+    mip_rel_gap: float = Field(default=1e-3, ge=0, le=1)
+
+
+class SolveRequest(BaseModel):
+    """Body of POST /v1/solves (documentation only: the body is validated by hand)."""
+
+    instance: Instance
+    options: JobOptions = JobOptions()
+
+
+class PlanTables(BaseModel):
+    """A plan as GET /v1/solves/{id}/plan returns it."""
+
+    allocations: list[dict[str, Any]]
+    reservations: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+class CheckRequest(BaseModel):
+    instance: Instance
+    plan: PlanTables
+
+
+class ValidateRequest(BaseModel):
+    instance: Instance
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, errors: list[FieldError], headers: dict[str, str] | None = None):
+        self.status, self.errors, self.headers = status, errors, headers or {}
+
+
+def _error(status: int, path: str, reason: str, hint: str | None = None, **headers: str) -> ApiError:
+    return ApiError(status, [FieldError(path, reason, hint)], headers)
+
+
+async def _read_json(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    size, body = 0, bytearray()
+    # Read (and drop) what is sent beyond the limit, up to four times it, before answering 413:
+    # a client still sending when the connection closes sees a reset instead of the 413.
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            body += chunk
+        elif size > 4 * limit:
+            break
+    if size > limit or (declared is not None and declared.isdigit() and int(declared) > limit):
+        shown = int(declared) if declared is not None and declared.isdigit() else size
+        raise _error(413, "body", f"{shown} bytes is over the {limit}-byte limit", "send a smaller instance")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _error(422, "body", f"not JSON: {exc}") from None
+
+
+def _fields(data: Any, allowed: set[str], required: set[str]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise _error(422, "body", "the body must be a JSON object")
+    problems = [FieldError(key, "unknown field", f"use {', '.join(sorted(allowed))}") for key in data if key not in allowed]
+    problems += [FieldError(key, "required") for key in sorted(required - set(data))]
+    if problems:
+        raise ApiError(422, problems)
+    return data
+
+
+def _under(field: str, exc: InputError) -> ApiError:
+    """A 422 whose paths start at the body field the document came from (``instance.pools[0]...``)."""
+    return ApiError(422, [FieldError(f"{field}.{e.path}" if e.path else field, e.reason, e.hint) for e in exc.errors])
+
+
+def _instance(data: Any) -> Instance:
+    try:
+        return instance_from_data(data, source="instance")
+    except InputError as exc:
+        raise _under("instance", exc) from None
+
+
+def _options(data: Any, settings: ServiceSettings) -> JobOptions:
+    try:
+        options = validate_document(JobOptions, {} if data is None else data, source="options")
+    except InputError as exc:
+        raise _under("options", exc) from None
+    if options.time_limit_s is not None and options.time_limit_s > settings.max_time_limit_s:
+        raise _error(422, "options.time_limit_s", f"{options.time_limit_s:g} s is over this server's limit of "
+                     f"{settings.max_time_limit_s:g} s", f"use at most {settings.max_time_limit_s:g}")
+    if options.time_limit_s is None:
+        options = options.model_copy(update={"time_limit_s": settings.default_time_limit_s})
+    return options
+
+
+def _schema_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI requestBody for a hand-validated JSON body, from the pydantic models."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)  # moved into components by create_app's openapi()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+_PLAN_FILES = {
+    "allocations.csv": ("allocations", ["hour", "workload", "pool", "chips"]),
+    "reservations.csv": ("reservations", ["pool", "chips"]),
+    "unmet.csv": ("unmet", ["workload", "hour", "unmet_pflops"]),
+    "shortfall.csv": ("shortfall", ["workload", "short_eflop"]),
+}
+
+
+def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([row.get(column) for column in columns])
+    return out.getvalue()
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    settings = settings or ServiceSettings()
+    store = JobStore(settings.db_path)
+    runner = Runner(store, settings.workers, settings.max_time_limit_s + settings.grace_s, settings.grace_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        runner.start()
+        try:
+            yield
+        finally:
+            runner.stop()
+
+    app = FastAPI(
+        title="chipmix",
+        version="1",
+        description="Cheapest feasible plans for AI compute across chips, clouds and power-capped sites.",
+        lifespan=lifespan,
+    )
+    app.state.store, app.state.runner, app.state.settings = store, runner, settings
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own checks (path and query parameters) answer in the same shape as ours.
+        detail = [{"path": ".".join(str(part) for part in error["loc"]), "reason": error["msg"], "hint": None}
+                  for error in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        detail = [{"path": e.path, "reason": e.reason, "hint": e.hint} for e in exc.errors]
+        return JSONResponse({"detail": detail}, status_code=exc.status, headers=exc.headers)
+
+    def job_or_404(job_id: str):
+        job = store.get(job_id)
+        if job is None:
+            raise _error(404, "id", f"no solve job {job_id!r}")
+        return job
+
+    @app.post("/v1/solves", status_code=202, openapi_extra=_schema_body(SolveRequest), tags=["solves"])
+    async def submit(request: Request) -> JSONResponse:
+        """Queue a solve; 202 with the job.  Idempotency-Key: a retry returns the same job."""
+        data = _fields(await _read_json(request, settings.max_body_bytes), {"instance", "options"}, {"instance"})
+        instance = _instance(data["instance"])
+        options = _options(data.get("options"), settings)
+        body = {"instance": data["instance"], "options": options.model_dump()}
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        key = request.headers.get("idempotency-key")
+        try:
+            job, created = store.submit(body, digest, instance.name, key, settings.max_queued)
+        except IdempotencyConflict:
+            raise _error(409, "Idempotency-Key", f"key {key!r} was used with another request body",
+                         "use a new key for a new request") from None
+        except QueueFull as exc:
+            raise _error(429, "queue", f"{exc.args[0]} jobs are already waiting", "retry later",
+                         **{"Retry-After": "5"}) from None
+        headers = {"Location": f"/v1/solves/{job.id}"}
+        return JSONResponse(job.public(), status_code=202 if created else 200, headers=headers)
+
+    @app.get("/v1/solves/{job_id}", tags=["solves"])
+    async def status(job_id: str) -> dict[str, Any]:
+        """Status (queued | running | succeeded | failed | canceled), timings, summary or error."""
+        return job_or_404(job_id).public()
+
+    def finished_plan(job_id: str) -> dict[str, Any]:
+        job = job_or_404(job_id)
+        if job.status != "succeeded":
+            raise _error(409, "status", f"the job is {job.status}; a plan exists only when it succeeded")
+        return job.result
+
+    @app.get("/v1/solves/{job_id}/plan", tags=["solves"])
+    async def plan(job_id: str) -> dict[str, Any]:
+        """The plan: summary, allocations, reservations, unmet, shortfall, details, checker."""
+        return finished_plan(job_id)
+
+    @app.get("/v1/solves/{job_id}/plan/{file}", tags=["solves"])
+    async def plan_file(job_id: str, file: Literal["allocations.csv", "reservations.csv", "unmet.csv",
+                                                   "shortfall.csv", "summary.json"]) -> Response:
+        """One plan file, byte for byte the layout ``chipmix solve`` writes."""
+        result = finished_plan(job_id)
+        if file == "summary.json":
+            return PlainTextResponse(json.dumps(result["summary"], indent=2) + "\n", media_type="application/json")
+        key, columns = _PLAN_FILES[file]
+        return PlainTextResponse(_csv(result[key], columns), media_type="text/csv")
+
+    @app.delete("/v1/solves/{job_id}", tags=["solves"])
+    async def cancel(job_id: str) -> dict[str, Any]:
+        """Cancel a queued or running job (a finished one is 409)."""
+        job = job_or_404(job_id)
+        if job.status in ("succeeded", "failed", "canceled"):
+            raise _error(409, "status", f"the job is already {job.status}")
+        if job.status == "queued" and store.finish(job_id, "canceled", error={"kind": "canceled", "message": "canceled by request"}):
+            return store.get(job_id).public()
+        runner.cancel(job_id)
+        for _ in range(100):  # the runner kills the process within a poll interval
+            job = store.get(job_id)
+            if job.status != "running":
+                break
+            await asyncio.sleep(0.05)
+        return job.public()
+
+    @app.post("/v1/check", openapi_extra=_schema_body(CheckRequest), tags=["plans"])
+    async def check(request: Request) -> dict[str, Any]:
+        """Run the independent checker on an instance and a plan (as GET .../plan returns it)."""
+        from optimizer.plans.checker import check_plan
+
+        data = _fields(await _read_json(request, settings.max_body_bytes), {"instance", "plan"}, {"instance", "plan"})
+        instance = _instance(data["instance"])
+        plan = data["plan"]
+        if not isinstance(plan, dict):
+            raise _error(422, "plan", "must be an object with allocations, reservations and summary")
+        missing = [FieldError(f"plan.{key}", "required") for key in ("allocations", "reservations", "summary") if key not in plan]
+        if missing:
+            raise ApiError(422, missing)
+        for key in ("allocations", "reservations"):
+            if not isinstance(plan[key], list) or not all(isinstance(row, dict) for row in plan[key]):
+                raise _error(422, f"plan.{key}", "must be a list of objects (one per CSV row)")
+        with tempfile.TemporaryDirectory(prefix="chipmix-check-") as folder:
+            target = Path(folder)
+            for name in ("allocations.csv", "reservations.csv"):
+                key, columns = _PLAN_FILES[name]
+                (target / name).write_text(_csv(plan[key], columns))
+            (target / "summary.json").write_text(json.dumps(plan["summary"]))
+            report = check_plan(instance, target)
+        return {"ok": report.ok, "violations": report.violations, "recomputed": report.recomputed}
+
+    @app.post("/v1/validate", openapi_extra=_schema_body(ValidateRequest), tags=["plans"])
+    async def validate(request: Request) -> dict[str, Any]:
+        """Validate an instance only: 200 with its size, or 422 with every field path."""
+        data = _fields(await _read_json(request, settings.max_body_bytes), {"instance"}, {"instance"})
+        instance = _instance(data["instance"])
+        return {"valid": True, "name": instance.name, "hours": instance.hours, "chips": len(instance.chips),
+                "sites": len(instance.sites), "pools": len(instance.pools), "workloads": len(instance.workloads)}
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["service"])
+    async def readyz() -> JSONResponse:
+        ready = store.ping() and runner.alive
+        body = {"status": "ready" if ready else "not ready", "queued": store.count("queued") if ready else None,
+                "running": store.count("running") if ready else None}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    original_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # The hand-validated bodies reference these schemas: put them in components.
+        if app.openapi_schema is None:
+            schema = original_openapi()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (SolveRequest, CheckRequest, ValidateRequest):
+                for name, definition in model.model_json_schema(ref_template="#/components/schemas/{model}").get("$defs", {}).items():
+                    components.setdefault(name, definition)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+    return app
