@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Exit codes of every command, and the outcome of a solve (optimizer/plans/outcome.py): a plan
+#: that passes the checker; checker violations or a solver failure; bad input or infeasible hard
+#: demand (nothing written); no plan within the limits (nothing written).
+EXIT_OK, EXIT_VIOLATIONS, EXIT_INPUT, EXIT_NO_PLAN = 0, 1, 2, 3
+
 
 @dataclass(frozen=True)
 class FieldError:

@@ -84,5 +84,5 @@ def chips_of(plan: optimizer.Plan, workload: str | None = None, pool: str | None
 def chipmix(*args, cwd=None) -> subprocess.CompletedProcess:
     """Run the chipmix command in a fresh interpreter, as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "optimizer.surfaces.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+        [sys.executable, "-m", "optimizer", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
     )

@@ -24,10 +24,12 @@ import time
 
 import numpy as np
 
-from optimizer.model.data import EFLOP_PER_TFLOPS_HOUR, ModelData, build_model_data
+from optimizer.model.data import ModelData, build_model_data
+from optimizer.plans.accounting import account_plan
 from optimizer.plans.plan import Plan
 from optimizer.solvers.result import SolveStatus
 from optimizer.input.schema import Instance
+from optimizer.units import EFLOP_PER_TFLOPS_HOUR
 
 
 class _State:
@@ -182,8 +184,6 @@ def _place_trainings(data: ModelData, state: _State, usd_per_chip_hour: np.ndarr
 
 def greedy_plan(instance: Instance) -> Plan:
     """The greedy baseline plan (see the module docstring), accounted like a solved plan."""
-    from optimizer.plans.solve import account_plan
-
     started = time.perf_counter()
     data = build_model_data(instance)
     pool = data.alloc_pool

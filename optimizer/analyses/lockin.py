@@ -21,14 +21,13 @@ import pandas as pd
 from optimizer.errors import ChipmixError, FieldError, InputError
 from optimizer.solvers.options import SolveOptions
 from optimizer.input.schema import Instance
+from optimizer.plans.accounting import COST_KEYS, total_demand, unit_economics
 
-#: 1 PFLOP/s sustained for one hour is 3.6 EFLOP.
-EFLOP_PER_PFLOPS_HOUR = 3.6
 MULTI, GREEDY = "multi", "greedy"
 
 ROW_COLUMNS = [
-    "scenario", "view", "plan", "pools", "status", "gap", "total_usd", "usage_usd", "reserved_usd",
-    "energy_usd", "penalty_usd", "unmet_pflops_hours", "short_eflop", "delivered_eflop",
+    "scenario", "view", "plan", "pools", "status", "gap", "total_usd",
+    *(f"{key}_usd" for key in COST_KEYS if key != "total"), "unmet_pflops_hours", "short_eflop", "delivered_eflop",
     "usd_per_delivered_eflop", "premium_usd", "premium_pct", "note", "solve_seconds",
 ]
 
@@ -59,23 +58,15 @@ def restrict(instance: Instance, restriction: str) -> Instance:
     return instance.model_copy(update={"pools": kept})
 
 
-def _delivered_eflop(instance: Instance, plan) -> float:
-    pflops_hours, work_eflop = total_demand(instance)
-    return (pflops_hours - plan.unmet_pflops_hours) * EFLOP_PER_PFLOPS_HOUR + work_eflop - plan.short_eflop
-
-
 def plan_row(instance: Instance, plan, restriction: str, pools: int) -> dict[str, Any]:
     """One table row from a plan (solved or greedy), with no comparison yet."""
     row: dict[str, Any] = {"plan": restriction, "pools": pools, "status": plan.status.value, "gap": plan.gap,
                            "solve_seconds": round(plan.solve_seconds, 3), "note": ""}
     if plan.cost_usd:
-        spend = plan.cost_usd["usage"] + plan.cost_usd["reserved"] + plan.cost_usd["energy"]
-        delivered = _delivered_eflop(instance, plan)
         row.update(
-            total_usd=plan.cost_usd["total"], usage_usd=plan.cost_usd["usage"], reserved_usd=plan.cost_usd["reserved"],
-            energy_usd=plan.cost_usd["energy"], penalty_usd=plan.cost_usd["penalty"],
-            unmet_pflops_hours=plan.unmet_pflops_hours, short_eflop=plan.short_eflop, delivered_eflop=delivered,
-            usd_per_delivered_eflop=spend / delivered if delivered > 0 else None,
+            total_usd=plan.cost_usd["total"], **{f"{key}_usd": plan.cost_usd[key] for key in COST_KEYS if key != "total"},
+            unmet_pflops_hours=plan.unmet_pflops_hours, short_eflop=plan.short_eflop,
+            **unit_economics(instance, plan.cost_usd, plan.unmet_pflops_hours, plan.short_eflop),
         )
     if plan.status.value == "infeasible":
         report = plan.infeasibility
@@ -116,16 +107,6 @@ def compare(rows: list[dict[str, Any]], reference: dict[str, Any], demand: tuple
         else:
             extra = f"leaves {max(more_unmet, 0):,.4g} PFLOP/s-h more unmet and {max(more_short, 0):,.4g} EFLOP more short than multi"
             row["note"] = f"{row['note']}; {extra}" if row["note"] else extra
-
-
-def total_demand(instance: Instance) -> tuple[float, float]:
-    """(inference demand in PFLOP/s-hours, training work in EFLOP) of the instance."""
-    pflops_hours = 0.0
-    for workload in instance.workloads:
-        if workload.type == "inference":
-            values = workload.demand_pflops
-            pflops_hours += sum(values) if isinstance(values, tuple) else values * instance.hours
-    return pflops_hours, float(sum(w.work_eflop for w in instance.workloads if w.type == "training"))
 
 
 def run_plan(instance: Instance, restriction: str, options: SolveOptions, fixed_reservations=None):

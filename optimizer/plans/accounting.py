@@ -148,8 +148,11 @@ def account_plan(
     for term in COST_TERMS:
         if term.key not in costs:
             costs[term.key] = float((model_costs or {}).get(term.key, 0.0))
-    costs["total"] = usage + reserved + energy + penalty + sum(
-        value for key, value in costs.items() if key not in ("usage", "reserved", "energy", "penalty"))
+    total = usage + reserved + energy + penalty  # in this order: the total's rounding stays as it was
+    for key, value in costs.items():
+        if key not in ("usage", "reserved", "energy", "penalty"):
+            total += value
+    costs["total"] = total
     plan.cost_usd = costs
     plan.unmet_pflops_hours = float(unmet.sum())
     plan.short_eflop = float(short.sum())

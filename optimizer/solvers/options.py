@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from optimizer.errors import FieldError, InputError
 
@@ -59,13 +60,24 @@ class SolveOptions(BaseModel):
         default=True, description="On infeasibility, re-solve with elastic slack to name the short workloads and hours."
     )
 
-    @model_validator(mode="after")
-    def _engine_has_method(self) -> SolveOptions:
-        if self.method not in ENGINE_METHODS[self.engine]:
-            engines = [engine for engine, methods in ENGINE_METHODS.items() if self.method in methods]
-            raise ValueError(f"{self.method} runs on the {' or '.join(engines)} engine, not {self.engine} "
-                             f"(use --engine {engines[0]} with --method {self.method})")
-        return self
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _known_engine(cls, value):
+        if isinstance(value, str) and value not in ENGINES:
+            raise PydanticCustomError("engine", "Input should be one of {engines} (unknown engine '{value}')",
+                                      {"engines": ", ".join(ENGINES), "value": value})
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _engine_has_method(cls, method: str, info: ValidationInfo) -> str:
+        engine = info.data.get("engine")  # validated first (declared first); absent if it was invalid
+        if engine is not None and method not in ENGINE_METHODS[engine]:
+            engines = [name for name, methods in ENGINE_METHODS.items() if method in methods]
+            raise PydanticCustomError(
+                "method", "{method} runs on the {engines} engine, not {engine} (use --engine {first} with --method {method})",
+                {"method": method, "engines": " or ".join(engines), "engine": engine, "first": engines[0]})
+        return method
 
 
 def solve_options(options: SolveOptions | None = None, **overrides) -> SolveOptions:

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from optimizer.errors import ChipmixError, InputError
+from optimizer.errors import EXIT_INPUT, EXIT_NO_PLAN, EXIT_OK, EXIT_VIOLATIONS, ChipmixError, InputError
 from optimizer.solvers.options import ENGINES
 
 app = typer.Typer(
@@ -29,7 +29,6 @@ app = typer.Typer(
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-EXIT_OK, EXIT_VIOLATIONS, EXIT_INPUT, EXIT_NO_PLAN = 0, 1, 2, 3
 
 
 def _fail(message: str, code: int) -> None:
@@ -63,7 +62,9 @@ def _summary_table(plan) -> Table:
     scaling = plan.details.get("solver", {}).get("scaling_bound_usd")
     if scaling is not None:
         table.add_row("CP-SAT scaling bound (USD)", f"{scaling:,.6g}")
-    for key in ("usage", "reserved", "energy", "penalty", "total"):
+    from optimizer.plans.accounting import COST_KEYS
+
+    for key in COST_KEYS:
         table.add_row(f"cost {key} (USD)", _money(plan.cost_usd.get(key)))
     table.add_row("unmet inference (PFLOP/s-hours)", f"{plan.unmet_pflops_hours:,.4g}")
     table.add_row("training shortfall (EFLOP)", f"{plan.short_eflop:,.4g}")
@@ -103,41 +104,32 @@ def solve(
     ] = None,
 ) -> None:
     """Solve an instance and write allocations.csv, reservations.csv and summary.json."""
-    from optimizer.plans.checker import check_plan
-    from optimizer.plans.solve import solve as run_solve
+    from optimizer.plans.outcome import run_solve
 
     options = _solve_options(engine, time_limit, gap, threads, seed, verbose, method)
     loaded = _load(instance)
     if write_model is not None:
         _write_model(loaded, write_model)
+    target = out_dir if out_dir is not None else Path("plans") / loaded.name
     try:
         if show_progress:
-            plan = _solve_with_progress(loaded, options)
+            outcome = _solve_with_progress(loaded, options, source=str(instance), label=str(target), check=check)
         else:
-            plan = run_solve(loaded, options)
-    except ChipmixError as exc:
-        _fail(str(exc), EXIT_VIOLATIONS)
-    if plan.status.value == "infeasible":
-        report = plan.infeasibility.render() if plan.infeasibility else "the solver proved it infeasible"
-        _fail(f"{instance}: infeasible: hard demand cannot be met\n{report}", EXIT_INPUT)
-    if not plan.has_plan:
-        bound = "" if plan.bound_usd is None else f"; best bound {plan.bound_usd:,.2f} USD"
-        _fail(f"{instance}: no plan found ({plan.status.value}, {plan.details['solver_status']}){bound}", EXIT_NO_PLAN)
-    target = out_dir if out_dir is not None else Path("plans") / loaded.name
+            outcome = run_solve(loaded, options, source=str(instance), label=str(target), check=check)
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+    plan = outcome.plan
+    if plan is None or not plan.has_plan:
+        _fail(outcome.message, outcome.exit_code)
     plan.write(target)
     out.print(_summary_table(plan))
-    if plan.status.value == "feasible":
-        err.print(
-            f"time limit reached: plan within {plan.gap:.4%} of the best bound" if plan.gap is not None
-            else "time limit reached: no bound proven",
-            markup=False,
-        )
+    if outcome.warning:
+        err.print(outcome.warning, markup=False)
     out.print(f"plan written to {target}", markup=False, highlight=False)
     if check:
-        report = check_plan(loaded, target)
-        out.print(f"checker: {report.render()}", markup=False, highlight=False)
-        if not report.ok:
-            raise typer.Exit(EXIT_VIOLATIONS)
+        out.print(f"checker: {outcome.message}", markup=False, highlight=False)
+    if outcome.exit_code != EXIT_OK:
+        raise typer.Exit(outcome.exit_code)
 
 
 def _progress_line(seconds: float, objective: float | None, bound: float | None) -> str:
@@ -148,19 +140,19 @@ def _progress_line(seconds: float, objective: float | None, bound: float | None)
             f"gap {'-' if gap is None else f'{gap:.4%}':>10}")
 
 
-def _solve_with_progress(instance, options):
+def _solve_with_progress(instance, options, **outcome_options):
     """Solve with a live line (stderr) of incumbent, bound and gap; each change also printed."""
     from rich.live import Live
 
+    from optimizer.plans.outcome import run_solve
     from optimizer.solvers.progress import Progress
-    from optimizer.plans.solve import solve as run_solve
 
     with Live("solving...", console=err, refresh_per_second=4, transient=True) as live:
         def show(seconds, objective, bound):
             live.console.print(_progress_line(seconds, objective, bound), markup=False, highlight=False)
             live.update(_progress_line(seconds, objective, bound))
 
-        return run_solve(instance, options, progress=Progress(on_record=show))
+        return run_solve(instance, options, progress=Progress(on_record=show), **outcome_options)
 
 
 def _write_model(instance, path: Path) -> None:
@@ -220,21 +212,16 @@ def schema(
 
 def _solve_options(engine: str, time_limit, gap: float, threads, seed: int = 0, verbose: bool = False,
                    method: str = "direct"):
-    from optimizer.solvers.options import SolveOptions
+    """SolveOptions from the command line's flags; exit 2 naming the flag otherwise."""
+    from optimizer.solvers.options import solve_options
 
-    if engine not in ENGINES:
-        _fail(f"--engine: unknown engine {engine!r}; choose one of {', '.join(ENGINES)}", EXIT_INPUT)
-    if method not in ("direct", "decompose"):
-        _fail(f"--method: unknown method {method!r}; choose direct or decompose", EXIT_INPUT)
-    if method == "decompose" and engine != "highs":
-        _fail(f"--method decompose runs on the highs engine, not {engine}", EXIT_INPUT)
+    flags = {"engine": "--engine", "method": "--method", "time_limit_s": "--time-limit", "mip_rel_gap": "--gap",
+             "threads": "--threads", "random_seed": "--seed"}
     try:
-        return SolveOptions(
-            engine=engine, method=method, time_limit_s=time_limit, mip_rel_gap=gap, threads=threads,
-            random_seed=seed, verbose=verbose,
-        )
-    except ValueError as exc:
-        _fail(f"invalid option: {exc}", EXIT_INPUT)
+        return solve_options(engine=engine, method=method, time_limit_s=time_limit, mip_rel_gap=gap, threads=threads,
+                             random_seed=seed, verbose=verbose)
+    except InputError as exc:
+        _fail("\n".join(f"{flags.get(e.path, e.path)} ({e.path}): {e.reason}" for e in exc.errors), EXIT_INPUT)
 
 
 # Wide tables stay readable when piped (rich assumes 80 columns off a terminal).

@@ -24,7 +24,7 @@ import pandas as pd
 
 from optimizer.plans.checker import check_plan
 from optimizer.errors import FieldError, InputError
-from optimizer.analyses.lockin import EFLOP_PER_PFLOPS_HOUR, total_demand
+from optimizer.plans.accounting import COST_KEYS, unit_economics
 from optimizer.input.schema import Instance
 
 TIERS = ("owned", "on_demand", "spot", "reserved")
@@ -148,14 +148,12 @@ def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Pa
     unmet_table = pd.DataFrame(per_workload)
 
     costs = summary.get("cost_usd", {})
-    pflops_hours, work_eflop = total_demand(instance)
-    delivered = (pflops_hours - summary.get("unmet_pflops_hours", 0.0)) * EFLOP_PER_PFLOPS_HOUR + work_eflop - summary.get("short_eflop", 0.0)
-    spend = sum(costs.get(k, 0.0) for k in ("usage", "reserved", "energy"))
+    economics = unit_economics(instance, costs, summary.get("unmet_pflops_hours", 0.0), summary.get("short_eflop", 0.0))
     headline = {
         "status": summary.get("status"), "engine": summary.get("engine"), "gap": summary.get("gap"),
         "objective_usd": summary.get("objective_usd"), "bound_usd": summary.get("bound_usd"),
-        **{f"{k}_usd": costs.get(k) for k in ("total", "usage", "reserved", "energy", "penalty")},
-        "delivered_eflop": delivered, "usd_per_delivered_eflop": spend / delivered if delivered > 0 else None,
+        **{f"{k}_usd": costs.get(k) for k in ("total", *COST_KEYS[:-1])},
+        **economics,
         "unmet_pflops_hours": summary.get("unmet_pflops_hours"), "short_eflop": summary.get("short_eflop"),
         "checker": "OK" if report.ok else f"{len(report.violations)} violation(s)",
         "hours": hours, "workloads": len(workloads), "pools": len(pools),
@@ -293,7 +291,7 @@ def render_html(tables: ReportTables, charts: dict[str, Path]) -> str:
         ("unmet inference (PFLOP/s-h)", f"{h['unmet_pflops_hours']:,.4g}"),
         ("training short (EFLOP)", f"{h['short_eflop']:,.4g}"), ("checker", h["checker"]),
     ]
-    breakdown = pd.DataFrame([{"term": k, "USD": h[f"{k}_usd"]} for k in ("usage", "reserved", "energy", "penalty", "total")])
+    breakdown = pd.DataFrame([{"term": k, "USD": h[f"{k}_usd"]} for k in COST_KEYS])
 
     def figure(name: str, caption: str) -> str:
         if name not in charts:

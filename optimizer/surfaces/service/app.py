@@ -25,9 +25,7 @@ import csv
 import hashlib
 import io
 import json
-import tempfile
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -37,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from optimizer.errors import FieldError, InputError
 from optimizer.input.loading import instance_from_data, validate_document
-from optimizer.solvers.options import Engine
+from optimizer.solvers.options import SolveOptions
 from optimizer.input.schema import Instance
 from optimizer.surfaces.service.runner import Runner
 from optimizer.surfaces.service.store import IdempotencyConflict, JobStore, QueueFull
@@ -57,21 +55,11 @@ class ServiceSettings(BaseModel):
     grace_s: float = Field(default=60.0, ge=0, description="A job is killed this long after its solver time limit.")
 
 
-class JobOptions(BaseModel):
-    """Options of one solve job (a subset of the CLI's)."""
-
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
-
-    engine: Engine = "highs"
-    time_limit_s: float | None = Field(default=None, gt=0, description="Solver time limit, s (default: the server's).")
-    mip_rel_gap: float = Field(default=1e-3, ge=0, le=1)
-
-
 class SolveRequest(BaseModel):
     """Body of POST /v1/solves (documentation only: the body is validated by hand)."""
 
     instance: Instance
-    options: JobOptions = JobOptions()
+    options: SolveOptions = SolveOptions()
 
 
 class PlanTables(BaseModel):
@@ -142,17 +130,21 @@ def _instance(data: Any) -> Instance:
         raise _under("instance", exc) from None
 
 
-def _options(data: Any, settings: ServiceSettings) -> JobOptions:
+def _options(data: Any, settings: ServiceSettings) -> SolveOptions:
+    """The request's SolveOptions (the same options as the CLI's and the Python API's), with this
+    server's limits on top: its default and largest time limit, and no solver log (it would go to
+    the server's own stderr)."""
     try:
-        options = validate_document(JobOptions, {} if data is None else data, source="options")
+        options = validate_document(SolveOptions, {} if data is None else data, source="options")
     except InputError as exc:
         raise _under("options", exc) from None
     if options.time_limit_s is not None and options.time_limit_s > settings.max_time_limit_s:
         raise _error(422, "options.time_limit_s", f"{options.time_limit_s:g} s is over this server's limit of "
                      f"{settings.max_time_limit_s:g} s", f"use at most {settings.max_time_limit_s:g}")
+    limits = {"verbose": False}
     if options.time_limit_s is None:
-        options = options.model_copy(update={"time_limit_s": settings.default_time_limit_s})
-    return options
+        limits["time_limit_s"] = settings.default_time_limit_s
+    return options.model_copy(update=limits)
 
 
 def _schema_body(model: type[BaseModel]) -> dict[str, Any]:
@@ -283,7 +275,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @app.post("/v1/check", openapi_extra=_schema_body(CheckRequest), tags=["plans"])
     async def check(request: Request) -> dict[str, Any]:
         """Run the independent checker on an instance and a plan (as GET .../plan returns it)."""
-        from optimizer.plans.checker import check_plan
+        from optimizer.plans.checker import check_tables
 
         data = _fields(await _read_json(request, settings.max_body_bytes), {"instance", "plan"}, {"instance", "plan"})
         instance = _instance(data["instance"])
@@ -296,13 +288,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         for key in ("allocations", "reservations"):
             if not isinstance(plan[key], list) or not all(isinstance(row, dict) for row in plan[key]):
                 raise _error(422, f"plan.{key}", "must be a list of objects (one per CSV row)")
-        with tempfile.TemporaryDirectory(prefix="chipmix-check-") as folder:
-            target = Path(folder)
-            for name in ("allocations.csv", "reservations.csv"):
-                key, columns = _PLAN_FILES[name]
-                (target / name).write_text(_csv(plan[key], columns))
-            (target / "summary.json").write_text(json.dumps(plan["summary"]))
-            report = check_plan(instance, target)
+        report = check_tables(instance, plan["allocations"], plan["reservations"], plan["summary"])
         return {"ok": report.ok, "violations": report.violations, "recomputed": report.recomputed}
 
     @app.post("/v1/validate", openapi_extra=_schema_body(ValidateRequest), tags=["plans"])

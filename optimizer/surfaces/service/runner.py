@@ -9,13 +9,11 @@ solver takes down one job, not the server.  One thread starts queued jobs while 
 from __future__ import annotations
 
 import multiprocessing
-import tempfile
 import threading
 import time
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 from optimizer.surfaces.service.store import JobStore
@@ -23,13 +21,8 @@ from optimizer.surfaces.service.store import JobStore
 _CONTEXT = multiprocessing.get_context("spawn")
 
 
-def plan_payload(plan, instance) -> dict[str, Any]:
-    """The plan as JSON-able tables, checked by the independent checker on its written files."""
-    from optimizer.plans.checker import check_plan
-
-    with tempfile.TemporaryDirectory(prefix="chipmix-job-") as folder:
-        target = plan.write(Path(folder) / "plan")
-        report = check_plan(instance, target)
+def plan_payload(plan, report) -> dict[str, Any]:
+    """The plan as JSON-able tables, with the independent checker's verdict on them."""
     return {
         "summary": plan.summary(),
         "allocations": plan.allocations[["hour", "workload", "pool", "chips"]].to_dict("records"),
@@ -42,29 +35,29 @@ def plan_payload(plan, instance) -> dict[str, Any]:
 
 
 def run_job(request: dict[str, Any], connection: Connection) -> None:
-    """Body of a job process: solve, check, send ("succeeded" | "failed", payload) back."""
+    """Body of a job process: solve and check through the outcome layer the CLI uses, and send
+    ("succeeded" | "failed", payload) back.  Only a plan the checker passes is "succeeded"."""
     try:
         from optimizer.input.loading import instance_from_data
+        from optimizer.plans.outcome import OutcomeKind, run_solve
         from optimizer.solvers.options import SolveOptions
-        from optimizer.plans.solve import solve
 
         instance = instance_from_data(request["instance"], source="instance")
-        plan = solve(instance, SolveOptions(**request["options"]))
-        if plan.has_plan:
-            outcome = ("succeeded", plan_payload(plan, instance))
-        elif plan.status.value == "infeasible":
-            report = plan.infeasibility.render() if plan.infeasibility else "the solver proved it infeasible"
-            outcome = ("failed", {"kind": "infeasible", "message": report})
+        outcome = run_solve(instance, SolveOptions(**request["options"]), source="instance")
+        if outcome.ok:
+            result = ("succeeded", plan_payload(outcome.plan, outcome.check))
         else:
-            outcome = ("failed", {
-                "kind": "no_plan",
-                "message": f"no plan within the time limit ({plan.details['solver_status']})",
-                "bound_usd": plan.bound_usd,
-            })
+            error: dict[str, Any] = {"kind": outcome.kind.value, "message": outcome.message}
+            if outcome.kind is OutcomeKind.NO_PLAN:
+                error["bound_usd"] = outcome.plan.bound_usd
+            if outcome.kind is OutcomeKind.VIOLATIONS:
+                error["violations"] = outcome.check.violations
+                error["plan"] = plan_payload(outcome.plan, outcome.check)  # for inspection; never a success
+            result = ("failed", error)
     except Exception as exc:  # a job's failure is reported in the job, never raised in the server
-        outcome = ("failed", {"kind": "error", "message": f"{type(exc).__name__}: {exc}",
-                              "traceback": traceback.format_exc(limit=5)})
-    connection.send(outcome)
+        result = ("failed", {"kind": "error", "message": f"{type(exc).__name__}: {exc}",
+                             "traceback": traceback.format_exc(limit=5)})
+    connection.send(result)
     connection.close()
 
 

@@ -1,0 +1,24 @@
+"""One rule per constraint family, named as the family (docs/formulation.md).
+
+``READERS`` turn the plan's rows into facts (and report malformed rows); ``RULES`` then check
+each family's limits on those facts, in this order (the order of the violations listed)."""
+
+from __future__ import annotations
+
+from optimizer.plans.checker.rules import (
+    allocation, gang, inference_demand, pool_capacity, reserved_capacity, single_site, site_power, training_max_chips,
+    training_work,
+)
+
+#: (plan table, reader) in reading order: reservations first (reserved capacity reads them).
+READERS = (("reservations", reserved_capacity.read), ("allocations", allocation.read))
+RULES = (
+    pool_capacity.check,
+    reserved_capacity.check,
+    site_power.check,
+    training_max_chips.check,
+    single_site.check,
+    gang.check,
+    inference_demand.check,
+    training_work.check,
+)
