@@ -142,7 +142,7 @@ that run (also in `benchmarks/results/lockin.csv` and `.json`); do not edit this
 How to read the tables
 - `multi` plans over every pool; `vendor=X` keeps only chips of vendor X, `cloud=Y` only pools in
   cloud Y (owned campuses are the cloud `owned`); `greedy` is the rule of thumb "route each hour's
-  demand to the lowest $/FLOP device available" (see `optimizer/greedy.py`).
+  demand to the lowest $/FLOP device available" (see `optimizer/analyses/greedy.py`).
 - Each solve stops at a {args.gap:.1%} gap or {args.time_limit:g} s; `status` and `gap` say which.
   A premium smaller than the gaps involved is noise, and can even be negative.
 - `premium` is a percentage only where the plan serves the same demand as `multi` (within 0.1% of

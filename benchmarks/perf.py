@@ -4,7 +4,7 @@
 
 Each (instance, method) is solved in its own process (so its peak memory is its own) with HiGHS:
 ``direct`` is the plain time-indexed model passed whole to highspy (the reference), ``decompose``
-is ``--method decompose`` (optimizer/decompose.py).  Recorded per solve: model build seconds, time
+is ``--method decompose`` (optimizer/solvers/backends/highs/decompose.py).  Recorded per solve: model build seconds, time
 to the first plan, to a plan proven within 1% and within 0.1% (from the solver's progress
 reports), the gap at the time limit, the status, and peak resident memory.  Every plan is written
 and passed through the independent checker.  Rows are appended to
@@ -47,7 +47,7 @@ CASES = {
 }
 METHOD_NOTES = """\
 The model is separable by hour except for what couples hours: reservations, training work,
-single-site choices and gang runs (`optimizer/decompose.py`).
+single-site choices and gang runs (`optimizer/solvers/backends/highs/decompose.py`).
 
 1. **LP relaxation** of the whole model (HiGHS): a first valid bound.
 2. **A rounded plan, in seconds.** The horizon-wide decisions are fixed from the LP (reservations
@@ -71,7 +71,7 @@ single-site choices and gang runs (`optimizer/decompose.py`).
 5. **Warm-started MILP.** If the gap is still above the target, the full MILP starts from the
    hour-by-hour plan and is interrupted as soon as its incumbent is within the target of the best
    bound known (its own or the Lagrangian's), or at the time limit. It runs in a worker process
-   that is killed at the time limit (optimizer/backends/highs_worker.py): HiGHS calls no callback
+   that is killed at the time limit (optimizer/solvers/backends/highs/worker.py): HiGHS calls no callback
    and checks no limit during its root node's cut loop, which ran 130 s with 58 s left on M before
    the worker existed. Loading and presolving the whole model takes about as long as the LP did,
    so this step is skipped when less than twice the LP's time (plus a second to start the worker)
@@ -126,7 +126,7 @@ def run_one(name: str, method: str, time_limit: float, gap: float) -> dict:
         "bound_usd": plan.bound_usd, "gap": plan.gap,
         "time_to_first_plan_s": plan.time_to_first_plan_s, "time_to_1pct_s": progress.time_to_gap(0.01),
         "time_to_0.1pct_s": progress.time_to_gap(0.001),
-        # This process's peak plus its HiGHS worker's (optimizer/backends/highs_worker.py): the
+        # This process's peak plus its HiGHS worker's (optimizer/solvers/backends/highs/worker.py): the
         # sum bounds what both held at once from above.
         "peak_rss_gb": round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                               + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024**2, 2),
