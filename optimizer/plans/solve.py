@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Mapping
 
@@ -76,6 +77,8 @@ def solve(
     build_seconds = time.perf_counter() - started
     progress = progress if progress is not None else Progress()
     result = get_backend(options.engine).solve(model, options, progress)
+    if result.status.has_plan:
+        result = _settled(model, result)
     progress.record(result.solve_seconds, result.objective, result.bound)
     details = {
         "chipmix_version": _chipmix_version(),
@@ -108,27 +111,42 @@ def solve(
     return plan
 
 
+def _settled(model: LinearModel, result: SolveResult) -> SolveResult:
+    """The solver's plan with its whole blocks as they are and every continuous column (unmet
+    demand, shortfall) at the least its row needs; its objective is then exactly the plan's cost.
+    A solver's incumbent can carry slack above need (see LinearModel.settle_continuous), which
+    would report an objective above what the plan costs.  The bound is untouched: it stays valid."""
+    integer = model.col_integer
+    off = np.abs(result.values[integer] - np.rint(result.values[integer]))
+    if len(off) and float(off.max()) > INTEGRALITY_TOLERANCE:
+        worst = np.nonzero(integer)[0][int(np.argmax(off))]
+        fam, k = model.column_family(worst)
+        raise SolverError(f"the solver returned {fam.label(k, model.ids)} = {result.values[worst]:.6g}, "
+                          f"{float(off.max()):.2g} away from a whole number")
+    whole = np.where(integer, np.rint(result.values), result.values)
+    values = model.settle_continuous(whole)
+    objective = float(model.col_cost @ values)
+    extra = dict(result.extra)
+    if result.objective is not None and abs(result.objective - objective) <= 1e-9 * max(1.0, abs(objective)):
+        objective = result.objective  # float noise between two sums of the same plan: the solver's words
+    elif result.objective is not None:
+        extra["solver_objective_usd"] = result.objective  # what the solver said, before settling
+    return replace(result, objective=objective, values=values, extra=extra)
+
+
 def _fill_plan(plan: Plan, data: ModelData, model: LinearModel, result: SolveResult) -> None:
     """Round the solver's values to whole blocks, then account the plan from them."""
     values = result.values
-    raw_blocks = model.values(values, BLOCKS.name)
-    blocks = np.rint(raw_blocks).astype(np.int64)
-    worst = float(np.max(np.abs(raw_blocks - blocks), initial=0.0))
-    if worst > INTEGRALITY_TOLERANCE:
-        raise SolverError(f"{plan.engine} returned an allocation {worst:.2g} away from a whole block")
+    blocks = np.rint(model.values(values, BLOCKS.name)).astype(np.int64)  # whole already (_settled)
     chips = np.maximum(blocks, 0) * data.pool_block[data.alloc_pool]
     reserved_fam = model.variables[RESERVED_BLOCKS.name]
     reserved_chips = np.zeros(len(data.pool_ids), dtype=np.int64)
     reserved_chips[reserved_fam.coords[0]] = (
         np.rint(model.values(values, RESERVED_BLOCKS.name)).astype(np.int64) * data.pool_block[reserved_fam.coords[0]]
     )
-    raw_starts = model.values(values, GANG_START.name)
-    started = np.rint(raw_starts) > 0
-    if len(raw_starts) and float(np.max(np.abs(raw_starts - started))) > INTEGRALITY_TOLERANCE:
-        raise SolverError(f"{plan.engine} returned a gang start that is neither 0 nor 1")
-    # The model's own cost terms at the solver's values: what the objective is made of (a plan's
+    started = np.rint(model.values(values, GANG_START.name)) > 0
+    # The model's own cost terms at the plan's values: what the objective is made of (a plan's
     # costs are recomputed from whole chips; this says where a difference from the objective is).
-    whole = np.where(model.col_integer, np.rint(values), values)
-    model_costs = model.cost_breakdown(whole)
+    model_costs = model.cost_breakdown(values)
     plan.details["objective_terms_usd"] = {key: round(value, 6) for key, value in model_costs.items()}
     account_plan(plan, data, chips, reserved_chips, gang_started=started, model_costs=model_costs)

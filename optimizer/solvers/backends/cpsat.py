@@ -221,21 +221,7 @@ def scale_model(model: LinearModel) -> ScaledModel:
 
 def exact_values(model: LinearModel, values: np.ndarray) -> np.ndarray:
     """Keep the integer columns; set each continuous column to the least its row needs."""
-    x = values.copy()
-    continuous = ~model.col_integer
-    if not continuous.any():
-        return x
-    integer_part = np.where(continuous, 0.0, x)
-    activity = model.matrix @ integer_part
-    csc = model.matrix.tocsc()
-    for j in np.nonzero(continuous)[0]:
-        start, end = csc.indptr[j], csc.indptr[j + 1]
-        if end == start:
-            x[j] = model.col_lower[j]
-            continue
-        i, a = csc.indices[start], csc.data[start]
-        x[j] = min(max(model.col_lower[j], (model.row_lower[i] - activity[i]) / a), model.col_upper[j])
-    return x
+    return model.settle_continuous(values)
 
 
 def _add_cumulatives(cp: cp_model.CpModel, model: LinearModel, variables: list, upper: np.ndarray) -> None:
