@@ -25,6 +25,7 @@ import csv
 import hashlib
 import io
 import json
+import sqlite3
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -199,6 +200,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                   for error in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
 
+    @app.exception_handler(sqlite3.Error)
+    async def store_error(request: Request, exc: sqlite3.Error) -> JSONResponse:
+        # The job store failed (a read-only or full disk): say so, and that it may pass.
+        detail = [{"path": "store", "reason": f"the job store failed: {type(exc).__name__}: {exc}",
+                   "hint": "retry later; GET /readyz says when the store works again"}]
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})
+
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         detail = [{"path": e.path, "reason": e.reason, "hint": e.hint} for e in exc.errors]
@@ -305,10 +313,22 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["service"])
     async def readyz() -> JSONResponse:
-        ready = store.ping() and runner.alive
-        body = {"status": "ready" if ready else "not ready", "queued": store.count("queued") if ready else None,
-                "running": store.count("running") if ready else None}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        """Ready when the store takes a write, the runner runs, and the runner's last store call
+        worked; otherwise 503 with the reasons."""
+        runner.ensure_running()
+        problems = []
+        store_problem = await asyncio.to_thread(store.ping)
+        if store_problem:
+            problems.append(f"job store: {store_problem}")
+        if not runner.alive:
+            problems.append("job runner: not running")
+        if runner.store_error and not store_problem:
+            problems.append(f"job runner: its last store call failed ({runner.store_error})")
+        body: dict[str, Any] = {"status": "not ready" if problems else "ready", "problems": problems,
+                                "unrecorded": runner.unrecorded}
+        if not store_problem:
+            body.update(queued=store.count("queued"), running=store.count("running"))
+        return JSONResponse(body, status_code=503 if problems else 200)
 
     original_openapi = app.openapi
 

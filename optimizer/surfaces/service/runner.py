@@ -4,11 +4,19 @@ Each job runs in its own process (spawned, not forked: the server has threads), 
 killed at its hard time limit or on cancellation without touching the others, and a crash in a
 solver takes down one job, not the server.  One thread starts queued jobs while fewer than
 ``workers`` run, collects what finished processes send back, and kills those past their limit.
+
+The job store can fail under it (a read-only or full disk, a deleted file).  The runner never
+lets that stop it: a finished job's result is taken off its process at once and held until the
+store records it (retried; after a few failures the job is recorded as failed with the store's
+reason, if the store takes that), no job is started while the store cannot claim one, and
+``store_error`` says what failed until a store call succeeds again, which /readyz reports.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import sqlite3
 import threading
 import time
 import traceback
@@ -68,6 +76,28 @@ class _Running:
     deadline: float
 
 
+@dataclass
+class _Ended:
+    """A finished job's outcome, held until the store records it."""
+
+    status: str
+    result: dict | None
+    error: dict | None
+    attempts: int = 0
+    next_try: float = 0.0
+
+
+log = logging.getLogger("chipmix.service")
+
+#: Store failures of one result before the job is recorded as failed with the store's reason.
+RECORD_ATTEMPTS = 3
+#: Most seconds between two attempts to record a result while the store fails.
+RETRY_MAX_S = 2.0
+#: What a store call can raise when its disk or file fails (sqlite3.Error covers SQLITE_FULL,
+#: SQLITE_READONLY and "unable to open database file").
+STORE_ERRORS = (sqlite3.Error, OSError)
+
+
 class Runner:
     """Starts queued jobs in processes, at most ``workers`` at a time."""
 
@@ -78,22 +108,41 @@ class Runner:
         self.grace_s = grace_s
         self.poll_s = poll_s
         self._running: dict[str, _Running] = {}
+        self._ended: dict[str, _Ended] = {}
         self._cancel: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="chipmix-runner", daemon=True)
+        self._thread: threading.Thread | None = None
+        #: The last store failure, as words; None once a store call succeeds again.
+        self.store_error: str | None = None
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def unrecorded(self) -> int:
+        """Finished jobs whose outcome the store has not taken yet."""
+        return len(self._ended)
 
     def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="chipmix-runner", daemon=True)
         self._thread.start()
+
+    def ensure_running(self) -> bool:
+        """Start the runner again if its thread ended (it should not: every iteration is guarded);
+        True if it had to."""
+        if self.alive or self._stop.is_set():
+            return False
+        log.error("the job runner had stopped; starting it again")
+        self.start()
+        return True
 
     def stop(self) -> None:
         """Stop starting jobs and kill running ones; they are queued again at the next start."""
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
         with self._lock:
             for running in self._running.values():
                 running.process.kill()
@@ -109,60 +158,114 @@ class Runner:
         solver = options.get("time_limit_s")
         return self.hard_limit_s if solver is None else min(self.hard_limit_s, float(solver) + self.grace_s)
 
+    def _store(self, call, *args, **kwargs):
+        """A store call; on a store failure, ``store_error`` says why and StoreUnavailable is raised."""
+        try:
+            value = call(*args, **kwargs)
+        except STORE_ERRORS as exc:
+            self.store_error = f"{type(exc).__name__}: {exc}"
+            raise StoreUnavailable(self.store_error) from exc
+        self.store_error = None
+        return value
+
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                self._reap()
-                self._start_queued()
-            except Exception:  # keep serving: one bad iteration must not stop the pool
-                traceback.print_exc()
+            for step in (self._reap, self._record, self._start_queued):
+                try:
+                    step()
+                except StoreUnavailable:
+                    pass  # said in store_error (and /readyz); tried again next time round
+                except Exception:  # keep serving: one bad step must not stop the pool
+                    log.exception("job runner step %s failed", step.__name__)
             self._stop.wait(self.poll_s)
 
     def _start_queued(self) -> None:
         while len(self._running) < self.workers and not self._stop.is_set():
-            job = self.store.claim_next()
+            job = self._store(self.store.claim_next)
             if job is None:
                 return
             receive, send = _CONTEXT.Pipe(duplex=False)
             process = _CONTEXT.Process(target=run_job, args=(job.request, send), name=f"chipmix-job-{job.id[:8]}", daemon=True)
-            process.start()
+            try:
+                process.start()
+            except Exception as exc:  # no process (out of memory, say): the job fails, the runner goes on
+                receive.close()
+                send.close()
+                self._ended[job.id] = _Ended("failed", None, {"kind": "error", "message": f"could not start the job: {exc}"})
+                continue
             send.close()
             with self._lock:
                 self._running[job.id] = _Running(process, receive, time.monotonic() + self.job_limit_s(job.request["options"]))
 
     def _reap(self) -> None:
+        """Take every finished (or killed) job off its process, into ``_ended``: no store call here
+        but the look-up of a cancel that came before its process was listed."""
         with self._lock:
             items = list(self._running.items())
             cancels = set(self._cancel)
             self._cancel.clear()
         for job_id in cancels - {job_id for job_id, _ in items}:
-            job = self.store.get(job_id)
-            if job is not None and job.status == "running":  # claimed, its process not listed yet
-                with self._lock:
+            try:
+                job = self._store(self.store.get, job_id)
+            except StoreUnavailable:
+                job = None
+            if job is not None and job.status == "running" and job_id not in self._ended:
+                with self._lock:  # claimed, its process not listed yet
                     self._cancel.add(job_id)
         for job_id, running in items:
-            ended: tuple[str, dict | None, dict | None] | None = None
+            ended: _Ended | None = None
             if job_id in cancels:
                 running.process.kill()
-                ended = ("canceled", None, {"kind": "canceled", "message": "canceled by request"})
+                ended = _Ended("canceled", None, {"kind": "canceled", "message": "canceled by request"})
             elif running.connection.poll():
                 try:
                     status, payload = running.connection.recv()
-                except EOFError:
-                    status, payload = "failed", {"kind": "error", "message": "the solver process ended without a result"}
-                ended = (status, payload, None) if status == "succeeded" else (status, None, payload)
+                except (EOFError, OSError):  # it died (killed, out of memory) before it answered
+                    running.process.join(timeout=5)
+                    status, payload = "failed", {"kind": "error", "message": "the solver process ended without a result "
+                                                                           f"(exit code {running.process.exitcode})"}
+                ended = _Ended(status, payload, None) if status == "succeeded" else _Ended(status, None, payload)
             elif not running.process.is_alive():
-                ended = ("failed", None, {"kind": "error",
-                                          "message": f"the solver process exited with code {running.process.exitcode}"})
+                ended = _Ended("failed", None, {"kind": "error",
+                                                "message": f"the solver process exited with code {running.process.exitcode}"})
             elif time.monotonic() > running.deadline:
                 running.process.kill()
-                ended = ("failed", None, {"kind": "hard_time_limit",
-                                          "message": "killed at the job's hard time limit; set a lower time_limit_s"})
+                ended = _Ended("failed", None, {"kind": "hard_time_limit",
+                                                "message": "killed at the job's hard time limit; set a lower time_limit_s"})
             if ended is None:
                 continue
-            status, result, error = ended
             running.process.join(timeout=5)
             running.connection.close()
-            self.store.finish(job_id, status, result=result, error=error)
             with self._lock:
                 self._running.pop(job_id, None)
+                self._ended[job_id] = ended
+
+    def _record(self) -> None:
+        """Hand each finished job's outcome to the store; what it refuses is tried again later, and
+        after RECORD_ATTEMPTS failures the job is recorded as failed with the store's reason."""
+        now = time.monotonic()
+        for job_id, ended in list(self._ended.items()):
+            if ended.next_try > now:
+                continue
+            try:
+                self._store(self.store.finish, job_id, ended.status, result=ended.result, error=ended.error)
+                self._ended.pop(job_id)
+                continue
+            except StoreUnavailable as exc:
+                ended.attempts += 1
+                ended.next_try = now + min(0.1 * 2 ** ended.attempts, RETRY_MAX_S)
+                reason = str(exc)
+            if ended.attempts >= RECORD_ATTEMPTS and ended.status == "succeeded":
+                # A plan the store cannot take (a full disk, say) may still leave room for the reason.
+                error = {"kind": "store_error", "message": f"the job store could not record the plan ({reason}); "
+                                                           "submit the job again"}
+                try:
+                    self._store(self.store.finish, job_id, "failed", error=error)
+                    self._ended.pop(job_id)
+                    log.error("job %s: plan not recorded (%s); recorded as failed", job_id, reason)
+                except StoreUnavailable:
+                    pass  # the store takes nothing now: keep the plan, and try it first again
+
+
+class StoreUnavailable(Exception):
+    """The job store failed (its words are the message); the runner tries again later."""

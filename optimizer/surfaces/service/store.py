@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
+CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, checked_at REAL NOT NULL);
 """
 
 
@@ -86,13 +87,31 @@ class JobStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # serialises writes that read-then-write
+        self._create_lock = threading.Lock()
         with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
             db.execute("UPDATE jobs SET status = 'queued', started_at = NULL WHERE status = 'running'")
+
+    def _create(self) -> None:
+        """The file and its tables, when the file is missing (first start, or deleted under a
+        running server: the jobs it held are gone with it, and the service goes on with none).
+        A -wal or -shm file left by the deleted one would be replayed into the new file: removed."""
+        with self._create_lock:
+            if self.path != ":memory:" and Path(self.path).exists():
+                return
+            for suffix in ("-wal", "-shm"):
+                Path(self.path + suffix).unlink(missing_ok=True)
+            db = sqlite3.connect(self.path, timeout=30)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+                db.commit()
+            finally:
+                db.close()
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        if self.path == ":memory:" or not Path(self.path).exists():
+            self._create()
         db = sqlite3.connect(self.path, timeout=30)
         db.row_factory = sqlite3.Row
         try:
@@ -173,13 +192,15 @@ class JobStore:
         with self._connect() as db:
             return db.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,)).fetchone()[0]
 
-    def ping(self) -> bool:
+    def ping(self) -> str | None:
+        """None if the store takes a write now; otherwise why not.  A read alone would pass on a
+        read-only or full disk, where no job can be queued or finished."""
         try:
             with self._connect() as db:
-                db.execute("SELECT 1").fetchone()
-            return True
-        except sqlite3.Error:
-            return False
+                db.execute("INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?)", (time.time(),))
+            return None
+        except (sqlite3.Error, OSError) as exc:
+            return f"{type(exc).__name__}: {exc}"
 
 
 class QueueFull(Exception):
