@@ -31,7 +31,7 @@ def test_solve_writes_the_plan_contract_and_checks_it(tmp_path):
     assert list(pd.read_csv(out / "reservations.csv").columns) == ["pool", "chips"]
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary) == [
-        "instance", "engine", "status", "solve_seconds", "objective_usd", "bound_usd", "gap",
+        "instance", "instance_sha256", "engine", "status", "solve_seconds", "objective_usd", "bound_usd", "gap",
         "cost_usd", "unmet_pflops_hours", "short_eflop", "time_to_first_plan_s", "time_to_1pct_s",
     ]
     assert list(summary["cost_usd"]) == ["usage", "reserved", "energy", "penalty", "total"]

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
-
 import numpy as np
 import pytest
 
@@ -14,7 +12,7 @@ from optimizer.model.build import build_model
 from optimizer.model.data import build_model_data
 from optimizer.plans import outcome as outcome_module
 from optimizer.plans.checker import CheckReport
-from optimizer.surfaces.service.runner import run_job
+from optimizer.surfaces.service.runner import job_result
 from tests.helpers import chipmix, inference, instance_data, pool, solve_checked, training
 
 #: Generated instances on which HiGHS's incumbent, stopped at the 0.1% gap, carried unmet demand
@@ -59,9 +57,7 @@ def test_settling_puts_each_continuous_column_at_what_its_row_needs():
 
 
 def _run_job(request):
-    receive, send = multiprocessing.Pipe(duplex=False)
-    run_job(request, send)
-    return receive.recv()
+    return job_result(request)
 
 
 def test_a_job_whose_plan_the_checker_rejects_fails_and_says_why(monkeypatch):

@@ -196,6 +196,7 @@ def greedy_plan(instance: Instance) -> Plan:
 
     plan = Plan(
         instance=instance.name,
+        instance_sha256=instance.sha256(),
         engine="greedy",
         status=SolveStatus.FEASIBLE,
         solve_seconds=time.perf_counter() - started,

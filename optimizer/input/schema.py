@@ -10,6 +10,8 @@ can name the exact field path.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Annotated, Literal, Union
 
@@ -26,11 +28,26 @@ Id = Annotated[
         description="Identifier: letters, digits and _ . : / - (no spaces, commas or brackets).",
     ),
 ]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
+#: Limits on magnitudes.  Every number must be finite (no Infinity or NaN), and none may be so
+#: large that it means a typo or an attack rather than a plan: a price of 1e308 would make costs
+#: overflow to inf (and NaN), and 1e308 chips overflows the integer arrays of the model.  The
+#: limits are far above any real fleet and are stated in the JSON Schema (``maximum``).
+MAX_USD = 1e9  # any price or penalty per unit, USD
+MAX_PEAK_TFLOPS = 1e6  # one chip
+MAX_CHIP_POWER_KW = 100.0  # one chip, host share included
+MAX_SITE_POWER_MW = 1e5  # 100 GW
+MAX_PUE = 5.0
+MAX_CHIPS = 100_000_000  # in one pool, block, run or gang
+MAX_PFLOPS = 1e9  # one service's demand in one hour
+MAX_EFLOP = 1e12  # one training run's work
+#: Longest horizon: ten years of hours.  (The model's size is bounded too: see validate.py.)
+MAX_HOURS = 87_840
+
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Efficiency = Annotated[float, Field(gt=0, le=1)]
-
+Usd = Annotated[float, Field(ge=0, le=MAX_USD, allow_inf_nan=False)]
 
 
 def _is_number(value: object) -> bool:
@@ -38,25 +55,31 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _hourly_non_negative(value: object) -> float | tuple[float, ...]:
-    """A number >= 0, or a list of them (one per hour: length is checked in validate.py)."""
-    if _is_number(value):
-        if value != value or value < 0 or value == float("inf"):
-            raise ValueError(f"must be a finite number >= 0, got {value!r}")
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        for hour, entry in enumerate(value):
-            if not _is_number(entry) or entry != entry or entry < 0 or entry == float("inf"):
-                raise ValueError(f"entry {hour} must be a finite number >= 0, got {entry!r}")
-        return tuple(float(entry) for entry in value)
-    raise ValueError(f"must be a number >= 0 or a list of one per hour, got {type(value).__name__}")
+def _hourly_non_negative(limit: float):
+    """A number in [0, limit], or a list of them (one per hour: length is checked in validate.py)."""
+
+    def check(value: object) -> float | tuple[float, ...]:
+        if _is_number(value):
+            if not 0 <= value <= limit:  # also false for NaN
+                raise ValueError(f"must be a finite number in [0, {limit:g}], got {value!r}")
+            return float(value)
+        if isinstance(value, (list, tuple)):
+            for hour, entry in enumerate(value):
+                if not _is_number(entry) or not 0 <= entry <= limit:
+                    raise ValueError(f"entry {hour} must be a finite number in [0, {limit:g}], got {entry!r}")
+            return tuple(float(entry) for entry in value)
+        raise ValueError(f"must be a number >= 0 or a list of one per hour, got {type(value).__name__}")
+
+    return check
 
 
 def _hourly_chips(value: object) -> int | tuple[int, ...]:
-    """A whole number of chips >= 0, or a list of them (one per hour)."""
+    """A whole number of chips in [0, MAX_CHIPS], or a list of them (one per hour)."""
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise ValueError(f"chips cannot be negative, got {value}")
+        if value > MAX_CHIPS:
+            raise ValueError(f"{value} chips is more than {MAX_CHIPS:,} (the most chipmix plans in one pool)")
         return value
     if isinstance(value, (list, tuple)):
         for hour, entry in enumerate(value):
@@ -64,6 +87,8 @@ def _hourly_chips(value: object) -> int | tuple[int, ...]:
                 raise ValueError(f"entry {hour} must be a whole number of chips, got {entry!r}")
             if entry < 0:
                 raise ValueError(f"entry {hour}: chips cannot be negative, got {entry}")
+            if entry > MAX_CHIPS:
+                raise ValueError(f"entry {hour}: {entry} chips is more than {MAX_CHIPS:,}")
         return tuple(value)
     raise ValueError(
         f"must be a whole number of chips or a list of one per hour, got {value!r}"
@@ -74,22 +99,31 @@ def _hourly_to_plain(value: float | int | tuple) -> float | int | list:
     return list(value) if isinstance(value, tuple) else value
 
 
-_NUMBER_SCHEMA = {"type": "number", "minimum": 0}
-_CHIPS_SCHEMA = {"type": "integer", "minimum": 0}
+_CHIPS_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_CHIPS}
 
-#: A value per hour: one number for every hour, or a list of exactly ``hours`` numbers.
-HourlyNonNegative = Annotated[
-    Union[float, tuple[float, ...]],
-    PlainValidator(_hourly_non_negative),
-    PlainSerializer(_hourly_to_plain),
-    WithJsonSchema({"anyOf": [_NUMBER_SCHEMA, {"type": "array", "items": _NUMBER_SCHEMA}]}),
-]
+
+def _hourly(limit: float):
+    """A value per hour, each in [0, limit]: one number for every hour, or a list of exactly
+    ``hours`` numbers."""
+    number = {"type": "number", "minimum": 0, "maximum": limit}
+    return Annotated[
+        Union[float, tuple[float, ...]],
+        PlainValidator(_hourly_non_negative(limit)),
+        PlainSerializer(_hourly_to_plain),
+        WithJsonSchema({"anyOf": [number, {"type": "array", "items": number}]}),
+    ]
+
+
+HourlyPowerMw = _hourly(MAX_SITE_POWER_MW)
+HourlyUsdPerMwh = _hourly(MAX_USD)
+HourlyPflops = _hourly(MAX_PFLOPS)
 HourlyChips = Annotated[
     Union[int, tuple[int, ...]],
     PlainValidator(_hourly_chips),
     PlainSerializer(_hourly_to_plain),
     WithJsonSchema({"anyOf": [_CHIPS_SCHEMA, {"type": "array", "items": _CHIPS_SCHEMA}]}),
 ]
+Chips = Annotated[int, Field(ge=1, le=MAX_CHIPS)]
 
 Vendor = Literal["nvidia", "google", "aws", "amd", "other"]
 Pricing = Literal["owned", "on_demand", "spot", "reserved"]
@@ -106,8 +140,8 @@ class Chip(StrictModel):
 
     id: Id
     vendor: Vendor = Field(description="Chip vendor: nvidia | google | aws | amd | other.")
-    peak_tflops: PositiveFloat = Field(description="Dense BF16 peak of one chip, TFLOP/s.")
-    power_kw: PositiveFloat = Field(
+    peak_tflops: Annotated[PositiveFloat, Field(le=MAX_PEAK_TFLOPS)] = Field(description="Dense BF16 peak of one chip, TFLOP/s.")
+    power_kw: Annotated[PositiveFloat, Field(le=MAX_CHIP_POWER_KW)] = Field(
         description="Wall power of one chip in use, host share included, kW."
     )
     description: str | None = None
@@ -121,14 +155,14 @@ class Site(StrictModel):
         description="Provider: aws, gcp, azure, oci, coreweave, fluidstack, owned, ..."
     )
     region: Annotated[str, Field(min_length=1)] = Field(description="Provider region or campus name.")
-    power_cap_mw: HourlyNonNegative | None = Field(
+    power_cap_mw: HourlyPowerMw | None = Field(
         default=None,
         description="Most power the site may draw, MW: a number, an hourly list, or null (uncapped).",
     )
-    pue: Annotated[float, Field(ge=1)] = Field(
+    pue: Annotated[float, Field(ge=1, le=MAX_PUE, allow_inf_nan=False)] = Field(
         default=1.0, description="Power usage effectiveness: facility power / IT power, >= 1."
     )
-    energy_usd_per_mwh: HourlyNonNegative = Field(
+    energy_usd_per_mwh: HourlyUsdPerMwh = Field(
         default=0.0,
         description="Energy price, USD per MWh drawn (number or hourly list); 0 where the chip price includes power.",
     )
@@ -142,7 +176,7 @@ class Pool(StrictModel):
     site: Id = Field(description="Id of the site the chips are in.")
     chip: Id = Field(description="Id of the chip type.")
     pricing: Pricing = Field(description="owned | on_demand | spot | reserved.")
-    usd_per_chip_hour: NonNegativeFloat = Field(
+    usd_per_chip_hour: Usd = Field(
         description="Price of one chip for one hour, USD (reserved: paid for every hour of the horizon)."
     )
     available: HourlyChips = Field(
@@ -151,7 +185,7 @@ class Pool(StrictModel):
             "that can be reserved (a single integer)."
         )
     )
-    block: Annotated[int, Field(ge=1)] = Field(
+    block: Chips = Field(
         default=1, description="Chips are used and reserved in multiples of this (e.g. 8 GPUs per instance)."
     )
     interruption_rate: Annotated[float, Field(ge=0, lt=1)] = Field(
@@ -165,7 +199,7 @@ class InferenceWorkload(StrictModel):
 
     type: Literal["inference"]
     id: Id
-    demand_pflops: HourlyNonNegative = Field(
+    demand_pflops: HourlyPflops = Field(
         description="Useful PFLOP/s needed in each hour (number or hourly list)."
     )
     efficiency: dict[Id, Efficiency] = Field(
@@ -175,7 +209,7 @@ class InferenceWorkload(StrictModel):
     sites: list[Id] | None = Field(
         default=None, description="Allow-list of site ids; null means every site."
     )
-    unmet_usd_per_pflops_hour: NonNegativeFloat | None = Field(
+    unmet_usd_per_pflops_hour: Usd | None = Field(
         default=None,
         description="Penalty per PFLOP/s-hour left unserved, USD; null means the demand is hard.",
     )
@@ -187,7 +221,7 @@ class TrainingWorkload(StrictModel):
 
     type: Literal["training"]
     id: Id
-    work_eflop: PositiveFloat = Field(description="Useful work to deliver, EFLOP (1e18 FLOP).")
+    work_eflop: Annotated[PositiveFloat, Field(le=MAX_EFLOP)] = Field(description="Useful work to deliver, EFLOP (1e18 FLOP).")
     release_hour: NonNegativeInt = Field(default=0, description="First hour the run may use chips.")
     deadline_hour: NonNegativeInt | None = Field(
         default=None, description="Exclusive last hour (work is done in [release, deadline)); null means hours."
@@ -199,13 +233,13 @@ class TrainingWorkload(StrictModel):
     sites: list[Id] | None = Field(
         default=None, description="Allow-list of site ids; null means every site."
     )
-    max_chips: Annotated[int, Field(ge=1)] | None = Field(
+    max_chips: Chips | None = Field(
         default=None, description="Most chips the run may hold in any hour."
     )
     single_site: bool = Field(
         default=False, description="If true, every chip of the run, over the whole run, is in one site."
     )
-    gang_chips: Annotated[int, Field(ge=1)] | None = Field(
+    gang_chips: Chips | None = Field(
         default=None,
         description=(
             "Gang-scheduled run: exactly this many chips of one pool for one contiguous span of "
@@ -214,7 +248,7 @@ class TrainingWorkload(StrictModel):
             "every pool the run may use.  Null: the run takes any chips in any hours."
         ),
     )
-    short_usd_per_eflop: NonNegativeFloat | None = Field(
+    short_usd_per_eflop: Usd | None = Field(
         default=None,
         description="Penalty per EFLOP not delivered by the deadline, USD; null means the work must be finished.",
     )
@@ -228,7 +262,7 @@ class Instance(StrictModel):
     """A planning problem: chips, sites, pools of chips and the workloads to serve."""
 
     name: Annotated[str, Field(min_length=1)]
-    hours: Annotated[int, Field(ge=1)] = Field(description="Horizon length H; hours are 0..H-1.")
+    hours: Annotated[int, Field(ge=1, le=MAX_HOURS)] = Field(description="Horizon length H; hours are 0..H-1 (at most ten years).")
     start: Annotated[datetime, Field(strict=False)] | None = Field(
         default=None, description="ISO time of hour 0 (informational)."
     )
@@ -237,3 +271,10 @@ class Instance(StrictModel):
     sites: list[Site] = Field(min_length=1)
     pools: list[Pool] = Field(min_length=1)
     workloads: list[Workload] = Field(min_length=1)
+
+    def sha256(self) -> str:
+        """The instance's fingerprint: sha256 of its canonical form (every field, defaults
+        filled in, keys sorted), so two files that mean the same instance have the same one.
+        A plan's summary.json carries it, and the checker refuses a plan made for another."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()

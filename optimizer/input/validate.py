@@ -136,11 +136,45 @@ def check_instance(instance: Instance) -> list[FieldError]:
     if errors:
         # The face-value demand checks below need resolved ids and right lengths.
         return errors
+    errors += _model_size(instance)
+    if errors:
+        return errors
     errors += _gang_problems(instance, workload_paths)
     if errors:
         return errors
     errors += _impossible_hard_demand(instance, workload_paths)
     return errors
+
+
+#: Most columns chipmix builds a model of.  Measured: the 3.0M-column fleet-year peaks at 5.7 GB
+#: (docs/performance.md), about 1.9 kB a column; 10M columns is what a 24 GB machine holds.
+MAX_MODEL_COLUMNS = 10_000_000
+
+
+def model_columns(instance: Instance) -> int:
+    """An upper estimate of the model's columns: every (workload, eligible pool, hour the workload
+    may run) triple, counted before anything is built (a 300-byte file can ask for billions)."""
+    total = 0
+    for workload in instance.workloads:
+        if isinstance(workload, InferenceWorkload):
+            demand = workload.demand_pflops
+            active = sum(1 for v in demand if v > 0) if isinstance(demand, tuple) else (instance.hours if demand > 0 else 0)
+        else:
+            deadline = workload.deadline_hour if workload.deadline_hour is not None else instance.hours
+            active = max(deadline - workload.release_hour, 0)
+        total += active * sum(1 for pool in instance.pools if _serves(workload, pool))
+    return total
+
+
+def _model_size(instance: Instance) -> list[FieldError]:
+    columns = model_columns(instance)
+    if columns <= MAX_MODEL_COLUMNS:
+        return []
+    return [FieldError(
+        "", f"the model would have about {columns:,} allocation columns, more than the {MAX_MODEL_COLUMNS:,} "
+            "chipmix builds on one machine",
+        "shorten the horizon (hours), split the instance, or narrow efficiency / sites",
+    )]
 
 
 def _gang_problems(instance: Instance, workload_paths: list[str]) -> list[FieldError]:

@@ -8,16 +8,14 @@
 
 and, beside them, ``unmet.csv`` (``workload,hour,unmet_pflops``), ``shortfall.csv``
 (``workload,short_eflop``) and ``details.json`` (model size, solver's words, options).
-Files are written to a temporary folder first and moved into place, so a
-failed write leaves nothing half-way.
+Files are written to a folder beside the target, which then takes its place in one step, so a
+failed or killed write leaves nothing half-way.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +23,13 @@ from typing import Any
 import pandas as pd
 
 from optimizer.errors import ChipmixError
+from optimizer.files import replace_folder, staging_folder
 from optimizer.plans.accounting import COST_KEYS
 from optimizer.solvers.result import SolveStatus
 
 SUMMARY_KEYS = (
     "instance",
+    "instance_sha256",
     "engine",
     "status",
     "solve_seconds",
@@ -77,6 +77,7 @@ class Plan:
     details: dict[str, Any] = field(default_factory=dict)
     time_to_first_plan_s: float | None = None  # from the solver's progress reports (None: never had a plan)
     time_to_1pct_s: float | None = None  # first time the incumbent was proven within 1% of the bound
+    instance_sha256: str | None = None  # the instance's fingerprint (Instance.sha256): whom the plan is for
     infeasibility: Any = None  # optimizer.plans.diagnose.InfeasibilityReport when status is infeasible
 
     @property
@@ -87,6 +88,7 @@ class Plan:
         """summary.json: exactly :data:`SUMMARY_KEYS`."""
         return {
             "instance": self.instance,
+            "instance_sha256": self.instance_sha256,
             "engine": self.engine,
             "status": self.status.value,
             "solve_seconds": round(float(self.solve_seconds), 3),
@@ -101,12 +103,13 @@ class Plan:
         }
 
     def write(self, directory: str | Path) -> Path:
-        """Write the plan files into ``directory`` (created if needed); all or nothing."""
+        """Write the plan files into ``directory``, all at once: the files are written to a folder
+        beside it that then takes its place in one step, so a reader (or a write killed half-way)
+        never leaves old and new files mixed.  Other files in the folder stay."""
         if not self.has_plan:
             raise ChipmixError(f"no plan to write: the solve ended {self.status.value}")
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        staging = staging_folder(directory)
         try:
             self.allocations[ALLOCATION_COLUMNS].to_csv(staging / "allocations.csv", index=False)
             self.reservations[RESERVATION_COLUMNS].to_csv(staging / "reservations.csv", index=False)
@@ -114,11 +117,7 @@ class Plan:
             self.shortfall.to_csv(staging / "shortfall.csv", index=False, float_format="%.9g")
             (staging / "summary.json").write_text(json.dumps(self.summary(), indent=2) + "\n")
             (staging / "details.json").write_text(json.dumps(self.details, indent=2, default=str) + "\n")
-            if not directory.exists():
-                os.replace(staging, directory)
-            else:
-                for name in PLAN_FILES:
-                    os.replace(staging / name, directory / name)
+            replace_folder(staging, directory)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return directory

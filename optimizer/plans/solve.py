@@ -92,6 +92,7 @@ def solve(
     details["progress"] = [list(record) for record in progress.records]
     plan = Plan(
         instance=instance.name,
+        instance_sha256=instance.sha256(),
         engine=options.engine,
         status=result.status,
         solve_seconds=result.solve_seconds,

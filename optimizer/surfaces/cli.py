@@ -25,6 +25,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Help texts are plain text: "[/plan]" in a docstring is a URL path, not rich markup.
+    rich_markup_mode=None,
 )
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -426,6 +428,7 @@ def serve(
     default_time_limit: Annotated[float, typer.Option(min=0.001, help="Solver time limit when a request gives none, s.")] = 60.0,
     max_time_limit: Annotated[float, typer.Option(min=0.001, help="Largest time_limit_s a request may ask for, s.")] = 600.0,
     grace: Annotated[float, typer.Option(min=0.0, help="A job is killed this long after its solver time limit, s.")] = 60.0,
+    job_memory_mb: Annotated[int, typer.Option(min=64, help="Address space each job (and its solvers) may use, MB.")] = 8192,
 ) -> None:
     """Run the HTTP service (POST /v1/solves, GET /v1/solves/{id}[/plan], /v1/check, /v1/validate)."""
     try:
@@ -437,8 +440,42 @@ def serve(
     settings = ServiceSettings(
         db_path=str(db), workers=workers, max_queued=max_queued, max_body_bytes=int(max_body_mb * 1_000_000),
         default_time_limit_s=default_time_limit, max_time_limit_s=max_time_limit, grace_s=grace,
+        job_memory_mb=job_memory_mb,
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+export_app = typer.Typer(help="Export a plan in other formats.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("focus")
+def export_focus_command(
+    plan_dir: Annotated[Path, typer.Argument(help="Plan folder written by chipmix solve.")],
+    instance: Annotated[Path, typer.Option("--instance", "-i", help="The instance the plan solves.")],
+    period: Annotated[str, typer.Option(help="Charge period: hour | day.")] = "hour",
+    out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """The plan as a FinOps FOCUS 1.2 cost and usage CSV (one row per pool, workload and period)."""
+    from optimizer.files import write_text_atomic
+    from optimizer.plans.focus import export_focus
+
+    loaded = _load(instance)
+    summary_path = plan_dir / "summary.json"
+    if not summary_path.is_file():
+        _fail(f"{plan_dir}: no summary.json; give a folder chipmix solve wrote", EXIT_INPUT)
+    made_for = json.loads(summary_path.read_text()).get("instance_sha256")
+    if made_for is not None and made_for != loaded.sha256():
+        _fail(f"{plan_dir}: the plan was made for another instance than {instance}; solve it again", EXIT_INPUT)
+    try:
+        text = export_focus(loaded, plan_dir, period)
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(out_file, text)
+        out.print(f"wrote {out_file} ({text.count(chr(10)) - 1} rows, FOCUS 1.2)", markup=False, highlight=False)
 
 
 def main() -> None:

@@ -78,6 +78,13 @@ def _check(instance: Instance, rows: PlanRows, report: CheckReport) -> None:
     tables = {"allocations": rows.allocations, "reservations": rows.reservations}
     if rows.allocations is None or rows.reservations is None or rows.summary is None:
         return
+    made_for = rows.summary.get("instance_sha256") if isinstance(rows.summary, dict) else None
+    if made_for is not None and made_for != instance.sha256():
+        # Every other rule would only list the differences between two instances: one violation.
+        report.violations.append(
+            f"summary.json: the plan was made for another instance (instance_sha256 {str(made_for)[:12]}..., "
+            f"this instance's is {instance.sha256()[:12]}...): solve this instance again")
+        return
     facts = Facts(instance, report.violations)
     for table, read in READERS:
         read(facts, tables[table])

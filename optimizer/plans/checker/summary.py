@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from optimizer.plans.checker import CheckReport
 
 SUMMARY_KEYS = {
-    "instance", "engine", "status", "solve_seconds", "objective_usd", "bound_usd", "gap",
+    "instance", "instance_sha256", "engine", "status", "solve_seconds", "objective_usd", "bound_usd", "gap",
     "cost_usd", "unmet_pflops_hours", "short_eflop",
 }
 #: Keys a summary may carry beyond those (progress figures: seconds, or null when never reached).

@@ -54,6 +54,8 @@ class ServiceSettings(BaseModel):
     default_time_limit_s: float = Field(default=60.0, gt=0, description="Solver time limit when the request gives none.")
     max_time_limit_s: float = Field(default=600.0, gt=0, description="Largest time_limit_s a request may ask for.")
     grace_s: float = Field(default=60.0, ge=0, description="A job is killed this long after its solver time limit.")
+    job_memory_mb: int | None = Field(default=8192, ge=64,
+                                      description="Address space each job process (and each solver it starts) may use, MB.")
 
 
 class SolveRequest(BaseModel):
@@ -104,9 +106,13 @@ async def _read_json(request: Request, limit: int) -> Any:
         shown = int(declared) if declared is not None and declared.isdigit() else size
         raise _error(413, "body", f"{shown} bytes is over the {limit}-byte limit", "send a smaller instance")
     try:
-        return json.loads(body)
+        return await asyncio.to_thread(json.loads, bytes(body))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _error(422, "body", f"not JSON: {exc}") from None
+    except RecursionError:
+        raise _error(422, "body", "nested too deeply to be an instance", "send a flat JSON document") from None
+    except ValueError as exc:  # an integer of more digits than Python converts (4300)
+        raise _error(422, "body", f"not a number chipmix can read: {exc}") from None
 
 
 def _fields(data: Any, allowed: set[str], required: set[str]) -> dict[str, Any]:
@@ -131,12 +137,17 @@ def _instance(data: Any) -> Instance:
         raise _under("instance", exc) from None
 
 
+_NO_OPTIONS = object()
+
+
 def _options(data: Any, settings: ServiceSettings) -> SolveOptions:
     """The request's SolveOptions (the same options as the CLI's and the Python API's), with this
     server's limits on top: its default and largest time limit, and no solver log (it would go to
     the server's own stderr)."""
+    if data is None:
+        raise _error(422, "options", "must be an object (null is not)", "leave options out for the defaults")
     try:
-        options = validate_document(SolveOptions, {} if data is None else data, source="options")
+        options = validate_document(SolveOptions, {} if data is _NO_OPTIONS else data, source="options")
     except InputError as exc:
         raise _under("options", exc) from None
     if options.time_limit_s is not None and options.time_limit_s > settings.max_time_limit_s:
@@ -175,7 +186,8 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
     store = JobStore(settings.db_path)
-    runner = Runner(store, settings.workers, settings.max_time_limit_s + settings.grace_s, settings.grace_s)
+    runner = Runner(store, settings.workers, settings.max_time_limit_s + settings.grace_s, settings.grace_s,
+                    memory_mb=settings.job_memory_mb)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -222,8 +234,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def submit(request: Request) -> JSONResponse:
         """Queue a solve; 202 with the job.  Idempotency-Key: a retry returns the same job."""
         data = _fields(await _read_json(request, settings.max_body_bytes), {"instance", "options"}, {"instance"})
-        instance = _instance(data["instance"])
-        options = _options(data.get("options"), settings)
+        instance = await asyncio.to_thread(_instance, data["instance"])  # heavy: off the event loop
+        options = _options(data.get("options", _NO_OPTIONS), settings)
         body = {"instance": data["instance"], "options": options.model_dump()}
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         key = request.headers.get("idempotency-key")
@@ -253,6 +265,20 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def plan(job_id: str) -> dict[str, Any]:
         """The plan: summary, allocations, reservations, unmet, shortfall, details, checker."""
         return finished_plan(job_id)
+
+    @app.get("/v1/solves/{job_id}/plan/focus.csv", tags=["solves"])
+    async def plan_focus(job_id: str, period: Literal["hour", "day"] = "hour") -> Response:
+        """The plan as a FinOps FOCUS 1.2 cost and usage CSV (the same as ``chipmix export focus``)."""
+        from optimizer.plans.focus import focus_csv, focus_rows
+
+        result = finished_plan(job_id)
+        job = job_or_404(job_id)
+
+        def build() -> str:
+            instance = instance_from_data(job.request["instance"], source="instance")
+            return focus_csv(focus_rows(instance, result["allocations"], result["reservations"], period))
+
+        return PlainTextResponse(await asyncio.to_thread(build), media_type="text/csv")
 
     @app.get("/v1/solves/{job_id}/plan/{file}", tags=["solves"])
     async def plan_file(job_id: str, file: Literal["allocations.csv", "reservations.csv", "unmet.csv",
@@ -286,7 +312,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         from optimizer.plans.checker import check_tables
 
         data = _fields(await _read_json(request, settings.max_body_bytes), {"instance", "plan"}, {"instance", "plan"})
-        instance = _instance(data["instance"])
+        instance = await asyncio.to_thread(_instance, data["instance"])  # heavy: off the event loop
         plan = data["plan"]
         if not isinstance(plan, dict):
             raise _error(422, "plan", "must be an object with allocations, reservations and summary")
@@ -303,7 +329,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def validate(request: Request) -> dict[str, Any]:
         """Validate an instance only: 200 with its size, or 422 with every field path."""
         data = _fields(await _read_json(request, settings.max_body_bytes), {"instance"}, {"instance"})
-        instance = _instance(data["instance"])
+        instance = await asyncio.to_thread(_instance, data["instance"])  # heavy: off the event loop
         return {"valid": True, "name": instance.name, "hours": instance.hours, "chips": len(instance.chips),
                 "sites": len(instance.sites), "pools": len(instance.pools), "workloads": len(instance.workloads)}
 

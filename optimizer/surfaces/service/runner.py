@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import resource
+import signal
 import sqlite3
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -27,6 +29,7 @@ from typing import Any
 from optimizer.surfaces.service.store import JobStore
 
 _CONTEXT = multiprocessing.get_context("spawn")
+log = logging.getLogger("chipmix.service")
 
 
 def plan_payload(plan, report) -> dict[str, Any]:
@@ -42,9 +45,45 @@ def plan_payload(plan, report) -> dict[str, Any]:
     }
 
 
-def run_job(request: dict[str, Any], connection: Connection) -> None:
-    """Body of a job process: solve and check through the outcome layer the CLI uses, and send
-    ("succeeded" | "failed", payload) back.  Only a plan the checker passes is "succeeded"."""
+def _own_group_and_limits(memory_mb: int | None) -> None:
+    """A job process leads its own process group, so that killing the group ends every solver it
+    started (CBC, the HiGHS worker); it ends that group itself if the server dies (orphaned, it
+    would go on solving beside the restarted server's re-run); and it may use at most
+    ``memory_mb`` of address space (a 300-byte instance can ask for gigabytes)."""
+    os.setsid()
+    parent = os.getppid()
+
+    def follow_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=follow_parent, name="chipmix-job-parent", daemon=True).start()
+    if memory_mb is not None:
+        limit = int(memory_mb) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def kill_group(process) -> None:
+    """Kill a job process and everything it started (its process group)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
+    process.kill()
+
+
+def run_job(request: dict[str, Any], connection: Connection, memory_mb: int | None = None) -> None:
+    """Body of a job process: its own process group and memory limit, then :func:`job_result`
+    sent back on ``connection``."""
+    _own_group_and_limits(memory_mb)
+    connection.send(job_result(request, memory_mb))
+    connection.close()
+
+
+def job_result(request: dict[str, Any], memory_mb: int | None = None) -> tuple[str, dict[str, Any]]:
+    """Solve and check through the outcome layer the CLI uses: ("succeeded" | "failed", payload).
+    Only a plan the checker passes is "succeeded"."""
     try:
         from optimizer.input.loading import instance_from_data
         from optimizer.plans.outcome import OutcomeKind, run_solve
@@ -62,11 +101,16 @@ def run_job(request: dict[str, Any], connection: Connection) -> None:
                 error["violations"] = outcome.check.violations
                 error["plan"] = plan_payload(outcome.plan, outcome.check)  # for inspection; never a success
             result = ("failed", error)
+    except MemoryError:
+        result = ("failed", {"kind": "memory_limit",
+                             "message": f"the job needed more than its {memory_mb} MB of memory; solve a smaller "
+                                        "instance, or ask the operator for a larger --job-memory-mb"})
     except Exception as exc:  # a job's failure is reported in the job, never raised in the server
-        result = ("failed", {"kind": "error", "message": f"{type(exc).__name__}: {exc}",
-                             "traceback": traceback.format_exc(limit=5)})
-    connection.send(result)
-    connection.close()
+        # The client gets what failed, not the server's traceback (its paths are the server's
+        # business): that goes to the server's log.
+        log.exception("job failed")
+        result = ("failed", {"kind": "error", "message": f"{type(exc).__name__}: {exc}"})
+    return result
 
 
 @dataclass
@@ -87,7 +131,6 @@ class _Ended:
     next_try: float = 0.0
 
 
-log = logging.getLogger("chipmix.service")
 
 #: Store failures of one result before the job is recorded as failed with the store's reason.
 RECORD_ATTEMPTS = 3
@@ -101,8 +144,10 @@ STORE_ERRORS = (sqlite3.Error, OSError)
 class Runner:
     """Starts queued jobs in processes, at most ``workers`` at a time."""
 
-    def __init__(self, store: JobStore, workers: int, hard_limit_s: float, grace_s: float, poll_s: float = 0.05):
+    def __init__(self, store: JobStore, workers: int, hard_limit_s: float, grace_s: float, poll_s: float = 0.05,
+                 memory_mb: int | None = None):
         self.store = store
+        self.memory_mb = memory_mb
         self.workers = workers
         self.hard_limit_s = hard_limit_s
         self.grace_s = grace_s
@@ -145,7 +190,7 @@ class Runner:
             self._thread.join(timeout=10)
         with self._lock:
             for running in self._running.values():
-                running.process.kill()
+                kill_group(running.process)
                 running.process.join(timeout=5)
             self._running.clear()
 
@@ -185,7 +230,7 @@ class Runner:
             if job is None:
                 return
             receive, send = _CONTEXT.Pipe(duplex=False)
-            process = _CONTEXT.Process(target=run_job, args=(job.request, send), name=f"chipmix-job-{job.id[:8]}", daemon=True)
+            process = _CONTEXT.Process(target=run_job, args=(job.request, send, self.memory_mb), name=f"chipmix-job-{job.id[:8]}", daemon=True)
             try:
                 process.start()
             except Exception as exc:  # no process (out of memory, say): the job fails, the runner goes on
@@ -215,7 +260,7 @@ class Runner:
         for job_id, running in items:
             ended: _Ended | None = None
             if job_id in cancels:
-                running.process.kill()
+                kill_group(running.process)
                 ended = _Ended("canceled", None, {"kind": "canceled", "message": "canceled by request"})
             elif running.connection.poll():
                 try:
@@ -229,12 +274,13 @@ class Runner:
                 ended = _Ended("failed", None, {"kind": "error",
                                                 "message": f"the solver process exited with code {running.process.exitcode}"})
             elif time.monotonic() > running.deadline:
-                running.process.kill()
+                kill_group(running.process)
                 ended = _Ended("failed", None, {"kind": "hard_time_limit",
                                                 "message": "killed at the job's hard time limit; set a lower time_limit_s"})
             if ended is None:
                 continue
             running.process.join(timeout=5)
+            kill_group(running.process)  # whatever it left running (a solver it started)
             running.connection.close()
             with self._lock:
                 self._running.pop(job_id, None)

@@ -1,0 +1,151 @@
+"""FOCUS 1.2 export, checked against the specification's own column list (tests/data/
+focus-1.2-columns.csv: every column's feature level, nullability, data type and allowed values,
+read from the FOCUS_Spec repository at tag v1.2, CC BY 4.0)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import optimizer
+from optimizer.plans.focus import export_focus, focus_rows
+from tests.helpers import chip, chipmix, inference, instance_data, pool, site, solve_checked, training
+
+SPEC = {row["column"]: row for row in csv.DictReader((Path(__file__).parent / "data" / "focus-1.2-columns.csv").open())}
+DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
+DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+DATA = {
+    **instance_data(
+        hours=30,
+        chips=[chip("h100"), chip("tpu", vendor="google", peak_tflops=500.0, power_kw=0.5)],
+        sites=[site("aws-east", cloud="aws", energy_usd_per_mwh=50.0), site("campus", cloud="owned", region="tx")],
+        pools=[pool("od", site="aws-east", usd_per_chip_hour=4.0, available=16, block=8),
+               pool("spot", site="aws-east", pricing="spot", usd_per_chip_hour=2.0, available=8, interruption_rate=0.1),
+               pool("res", site="aws-east", chip="tpu", pricing="reserved", usd_per_chip_hour=1.5, available=8, block=4),
+               pool("own", site="campus", pricing="owned", usd_per_chip_hour=0.5, available=4)],
+        workloads=[inference("chat", demand_pflops=[7.0 if t % 12 < 8 else 0.5 for t in range(30)],
+                             efficiency={"h100": 0.5, "tpu": 0.5}, unmet_usd_per_pflops_hour=50.0),
+                   training("pretrain", work_eflop=40.0, efficiency={"h100": 0.4}, short_usd_per_eflop=80.0)],
+    ),
+    "start": "2026-01-05T00:00:00Z",
+}
+
+
+@pytest.fixture(scope="module")
+def solved(tmp_path_factory):
+    instance = optimizer.instance_from_data(DATA)
+    plan = solve_checked(instance, tmp_path_factory.mktemp("focus"))
+    target = plan.write(tmp_path_factory.mktemp("focus-plan") / "plan")
+    return instance, plan, target
+
+
+def parse(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+@pytest.mark.parametrize("period", ["hour", "day"])
+def test_the_export_has_every_mandatory_column_typed_as_the_spec_says(solved, period):
+    instance, plan, target = solved
+    rows = parse(export_focus(instance, target, period))
+    assert rows
+    header = list(rows[0])
+    mandatory = {name for name, spec in SPEC.items() if spec["feature_level"] == "Mandatory"}
+    assert mandatory <= set(header), sorted(mandatory - set(header))
+    assert all(name in SPEC or name.startswith("x_") for name in header), [n for n in header if n not in SPEC]
+    for row in rows:
+        for name in header:
+            if name.startswith("x_"):
+                continue
+            spec, value = SPEC[name], row[name]
+            if value == "":
+                assert spec["allows_nulls"] == "True", (name, row)
+                continue
+            if spec["data_type"] == "Decimal":
+                assert DECIMAL.match(value), (name, value)
+            elif spec["data_type"] == "Date/Time":
+                assert DATETIME.match(value), (name, value)
+            if spec["allowed_values"]:
+                assert value in spec["allowed_values"].split(";"), (name, value)
+        # Spec: the product of PricingQuantity and a unit price is its cost metric.
+        assert float(row["ContractedCost"]) == pytest.approx(
+            float(row["PricingQuantity"]) * float(row["ContractedUnitPrice"]), abs=1e-6)
+        assert row["ChargePeriodStart"] < row["ChargePeriodEnd"]
+
+
+@pytest.mark.parametrize("period", ["hour", "day"])
+def test_billed_and_effective_cost_both_add_up_to_the_plans_compute_bill(solved, period):
+    instance, plan, target = solved
+    rows = parse(export_focus(instance, target, period))
+    bill = plan.cost_usd["usage"] + plan.cost_usd["reserved"]
+    assert sum(float(r["BilledCost"]) for r in rows) == pytest.approx(bill, rel=1e-9)
+    assert sum(float(r["EffectiveCost"]) for r in rows) == pytest.approx(bill, rel=1e-9)
+    assert sum(float(r["x_EnergyUsd"]) for r in rows if r["x_EnergyUsd"]) == pytest.approx(plan.cost_usd["energy"], rel=1e-9)
+
+
+def test_pricing_and_commitment_columns_follow_the_pools_pricing(solved):
+    instance, plan, target = solved
+    rows = parse(export_focus(instance, target, "hour"))
+    pricing = {p.id: p.pricing for p in instance.pools}
+    for row in rows:
+        kind = pricing[row["ResourceId"]]
+        if kind == "reserved":
+            assert row["CommitmentDiscountId"] == row["ResourceId"]
+            assert (row["ChargeCategory"], row["CommitmentDiscountStatus"]) in {("Purchase", ""), ("Usage", "Used"),
+                                                                                ("Usage", "Unused")}
+        else:
+            assert row["CommitmentDiscountId"] == "" and row["ChargeCategory"] == "Usage"
+            assert row["PricingCategory"] == {"spot": "Dynamic"}.get(kind, "Standard")
+    held = dict(zip(plan.reservations.pool, plan.reservations.chips))
+    if held.get("res"):
+        purchases = [r for r in rows if r["ChargeCategory"] == "Purchase"]
+        assert len(purchases) == instance.hours  # one per hour held
+        used = sum(float(r["PricingQuantity"]) for r in rows if r["CommitmentDiscountStatus"] == "Used")
+        unused = sum(float(r["PricingQuantity"]) for r in rows if r["CommitmentDiscountStatus"] == "Unused")
+        assert used + unused == pytest.approx(held["res"] * instance.hours)
+
+
+def test_day_periods_are_24_hours_and_the_last_ends_with_the_horizon(solved):
+    instance, plan, target = solved
+    rows = parse(export_focus(instance, target, "day"))
+    starts = sorted({r["ChargePeriodStart"] for r in rows})
+    assert starts[0] == "2026-01-05T00:00:00Z" and set(starts) <= {"2026-01-05T00:00:00Z", "2026-01-06T00:00:00Z"}
+    assert max(r["ChargePeriodEnd"] for r in rows) == "2026-01-06T06:00:00Z"  # 30 hours from the start
+
+
+def test_the_cli_writes_the_same_and_refuses_a_plan_for_another_instance(solved, tmp_path):
+    instance, plan, target = solved
+    path = tmp_path / "i.json"
+    path.write_text(json.dumps(DATA))
+    result = chipmix("export", "focus", target, "--instance", path, "--out", tmp_path / "focus.csv")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "focus.csv").read_text() == export_focus(instance, target, "hour")
+    other = {**DATA, "name": "other"}
+    path.write_text(json.dumps(other))
+    refused = chipmix("export", "focus", target, "--instance", path)
+    assert refused.returncode == 2 and "another instance" in refused.stderr
+
+
+def test_an_unknown_period_is_refused():
+    with pytest.raises(optimizer.InputError, match="unknown charge period"):
+        focus_rows(optimizer.instance_from_data(DATA), [], [], "week")
+
+
+def test_the_service_serves_the_same_focus_csv(solved, tmp_path):
+    from tests.test_service import Server, request, wait
+
+    instance, plan, target = solved
+    server = Server(tmp_path / "jobs.sqlite").start()
+    try:
+        job = request(server, "POST", "/v1/solves", {"instance": DATA, "options": {"mip_rel_gap": 0.0}})[1]
+        assert wait(server, job["id"])["status"] == "succeeded"
+        for period in ("hour", "day"):
+            status, text, _ = request(server, "GET", f"/v1/solves/{job['id']}/plan/focus.csv?period={period}")
+            assert status == 200 and text == export_focus(instance, target, period)
+    finally:
+        server.stop()
