@@ -32,8 +32,15 @@ def free_port() -> int:
 class Server:
     """`chipmix serve` in a subprocess on a free loopback port."""
 
-    def __init__(self, db: Path, *flags: str):
-        self.db, self.flags = db, flags
+    def __init__(self, db: Path, *flags: str, no_auth: bool | None = None, env: dict[str, str] | None = None):
+        # Without keys the server only starts with --no-auth on loopback (tests/test_service_auth.py
+        # starts it with keys).
+        if no_auth is None:
+            no_auth = "--api-keys" not in flags
+        if no_auth and "--no-auth" not in flags:
+            flags = (*flags, "--no-auth")
+        self.db, self.flags, self.env = db, flags, env
+        self.headers: dict[str, str] = {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = None
@@ -41,7 +48,7 @@ class Server:
     def start(self) -> "Server":
         self.process = subprocess.Popen(
             [sys.executable, "-m", "optimizer.surfaces.cli", "serve", "--port", str(self.port), "--db", str(self.db), *self.flags],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -68,7 +75,7 @@ class Server:
 def request(server: Server, method: str, path: str, body=None, headers=None, raw: bytes | None = None):
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     req = urllib.request.Request(server.url + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json", **(headers or {})})
+                                 headers={"Content-Type": "application/json", **server.headers, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=60) as response:
             text = response.read().decode()

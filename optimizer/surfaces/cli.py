@@ -429,20 +429,66 @@ def serve(
     max_time_limit: Annotated[float, typer.Option(min=0.001, help="Largest time_limit_s a request may ask for, s.")] = 600.0,
     grace: Annotated[float, typer.Option(min=0.0, help="A job is killed this long after its solver time limit, s.")] = 60.0,
     job_memory_mb: Annotated[int, typer.Option(min=64, help="Address space each job (and its solvers) may use, MB.")] = 8192,
+    api_keys: Annotated[
+        Optional[Path],
+        typer.Option("--api-keys", help="File of hashed API keys, one tenant:sha256 per line (chipmix api-key makes one); "
+                     "or set CHIPMIX_API_KEYS."),
+    ] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without keys (loopback addresses only).")] = False,
+    allowed_hosts: Annotated[
+        Optional[str], typer.Option(help="Comma-separated Host headers to accept (default: loopback names and --host); '*' for any.")
+    ] = None,
+    docs: Annotated[bool, typer.Option("--docs/--no-docs", help="Serve the interactive API docs at /docs.")] = False,
 ) -> None:
     """Run the HTTP service (POST /v1/solves, GET /v1/solves/{id}[/plan], /v1/check, /v1/validate)."""
+    import os
+
     try:
         import uvicorn
 
         from optimizer.surfaces.service.app import ServiceSettings, create_app
+        from optimizer.surfaces.service.auth import ENV_KEYS, ApiKeys, default_allowed_hosts, is_loopback
     except ImportError as exc:
         _fail(f"chipmix serve needs the server extra: pip install 'chipmix[server]' ({exc})", EXIT_INPUT)
+    keys = ApiKeys()
+    try:
+        if api_keys is not None:
+            keys = ApiKeys.parse(api_keys.read_text(), str(api_keys))
+        elif os.environ.get(ENV_KEYS):
+            keys = ApiKeys.parse(os.environ[ENV_KEYS], ENV_KEYS)
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+    except OSError as exc:
+        _fail(f"--api-keys: {exc}", EXIT_INPUT)
+    if no_auth and keys:
+        _fail("--no-auth: API keys are given as well; drop one of the two", EXIT_INPUT)
+    if no_auth and not is_loopback(host):
+        _fail(f"--no-auth serves anyone who can reach {host}: only on a loopback address (127.0.0.1, ::1)", EXIT_INPUT)
+    if not no_auth and not keys:
+        _fail(f"chipmix serve needs API keys (--api-keys FILE or {ENV_KEYS}; chipmix api-key TENANT makes one), "
+              "or --no-auth on a loopback address", EXIT_INPUT)
+    hosts = [h.strip() for h in allowed_hosts.split(",") if h.strip()] if allowed_hosts else default_allowed_hosts(host)
     settings = ServiceSettings(
         db_path=str(db), workers=workers, max_queued=max_queued, max_body_bytes=int(max_body_mb * 1_000_000),
         default_time_limit_s=default_time_limit, max_time_limit_s=max_time_limit, grace_s=grace,
-        job_memory_mb=job_memory_mb,
+        job_memory_mb=job_memory_mb, api_keys=keys.tenants, no_auth=no_auth, allowed_hosts=hosts, docs=docs,
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@app.command("api-key")
+def api_key(tenant: Annotated[str, typer.Argument(help="The tenant the key's jobs belong to.")]) -> None:
+    """Make a new API key for the service: prints the key (give it to the client, once) and the
+    line to add to the --api-keys file (the key hashed; the server never stores the key)."""
+    import re
+
+    from optimizer.surfaces.service.auth import new_key
+
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", tenant):
+        _fail(f"{tenant!r}: a tenant is letters, digits and _ . - (at most 64)", EXIT_INPUT)
+    key, line = new_key(tenant)
+    out.print(f"key (give to the client): {key}", markup=False, highlight=False)
+    out.print(f"line for the --api-keys file: {line}", markup=False, highlight=False)
 
 
 export_app = typer.Typer(help="Export a plan in other formats.", no_args_is_help=True, rich_markup_mode=None)

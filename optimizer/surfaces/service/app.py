@@ -32,12 +32,14 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from pydantic import BaseModel, ConfigDict, Field
 
 from optimizer.errors import FieldError, InputError
 from optimizer.input.loading import instance_from_data, validate_document
 from optimizer.solvers.options import SolveOptions
 from optimizer.input.schema import Instance
+from optimizer.surfaces.service.auth import ApiKeys
 from optimizer.surfaces.service.runner import Runner
 from optimizer.surfaces.service.store import IdempotencyConflict, JobStore, QueueFull
 
@@ -56,6 +58,11 @@ class ServiceSettings(BaseModel):
     grace_s: float = Field(default=60.0, ge=0, description="A job is killed this long after its solver time limit.")
     job_memory_mb: int | None = Field(default=8192, ge=64,
                                       description="Address space each job process (and each solver it starts) may use, MB.")
+    api_keys: dict[str, str] = Field(default_factory=dict, description="sha256 of each API key -> its tenant.")
+    no_auth: bool = Field(default=False, description="No keys: every caller is the anonymous tenant (loopback only).")
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost", "[::1]"],
+                                     description="Host headers accepted (others get 400); '*' accepts any.")
+    docs: bool = Field(default=False, description="Serve the interactive API docs at /docs.")
 
 
 class SolveRequest(BaseModel):
@@ -183,8 +190,15 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return out.getvalue()
 
 
+#: Paths anyone may call: probes for orchestrators, and the API's schema.
+OPEN_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+
+
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
-    settings = settings or ServiceSettings()
+    settings = settings or ServiceSettings(no_auth=True)
+    keys = ApiKeys(dict(settings.api_keys))
+    if not keys and not settings.no_auth:
+        raise ValueError("the service needs API keys, or no_auth")
     store = JobStore(settings.db_path)
     runner = Runner(store, settings.workers, settings.max_time_limit_s + settings.grace_s, settings.grace_s,
                     memory_mb=settings.job_memory_mb)
@@ -202,7 +216,30 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         version="1",
         description="Cheapest feasible plans for AI compute across chips, clouds and power-capped sites.",
         lifespan=lifespan,
+        docs_url="/docs" if settings.docs else None,
+        redoc_url=None,
     )
+    if "*" not in settings.allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))
+
+    @app.middleware("http")
+    async def tenants_and_content(request: Request, call_next):
+        """Every /v1 call needs a key (its tenant owns the jobs it submits), and a body must be
+        JSON: a form post from another site's page is refused before it is read."""
+        if request.url.path not in OPEN_PATHS:
+            tenant = "" if settings.no_auth else keys.tenant_of(request.headers.get("authorization"))
+            if tenant is None:
+                body = {"detail": [{"path": "Authorization", "reason": "a valid API key is required",
+                                    "hint": "send Authorization: Bearer <key>"}]}
+                return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            request.state.tenant = tenant
+        if request.method in ("POST", "PUT", "PATCH"):
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind != "application/json" and not (kind.startswith("application/") and kind.endswith("+json")):
+                body = {"detail": [{"path": "Content-Type", "reason": f"{kind or 'no content type'} is not JSON",
+                                    "hint": "send Content-Type: application/json"}]}
+                return JSONResponse(body, status_code=415)
+        return await call_next(request)
     app.state.store, app.state.runner, app.state.settings = store, runner, settings
 
     @app.exception_handler(RequestValidationError)
@@ -224,8 +261,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         detail = [{"path": e.path, "reason": e.reason, "hint": e.hint} for e in exc.errors]
         return JSONResponse({"detail": detail}, status_code=exc.status, headers=exc.headers)
 
-    def job_or_404(job_id: str):
-        job = store.get(job_id)
+    def job_or_404(job_id: str, request: Request):
+        job = store.get(job_id, tenant=request.state.tenant)
         if job is None:
             raise _error(404, "id", f"no solve job {job_id!r}")
         return job
@@ -240,7 +277,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         key = request.headers.get("idempotency-key")
         try:
-            job, created = store.submit(body, digest, instance.name, key, settings.max_queued)
+            job, created = store.submit(body, digest, instance.name, key, settings.max_queued,
+                                        tenant=request.state.tenant)
         except IdempotencyConflict:
             raise _error(409, "Idempotency-Key", f"key {key!r} was used with another request body",
                          "use a new key for a new request") from None
@@ -251,28 +289,28 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return JSONResponse(job.public(), status_code=202 if created else 200, headers=headers)
 
     @app.get("/v1/solves/{job_id}", tags=["solves"])
-    async def status(job_id: str) -> dict[str, Any]:
+    async def status(job_id: str, request: Request) -> dict[str, Any]:
         """Status (queued | running | succeeded | failed | canceled), timings, summary or error."""
-        return job_or_404(job_id).public()
+        return job_or_404(job_id, request).public()
 
-    def finished_plan(job_id: str) -> dict[str, Any]:
-        job = job_or_404(job_id)
+    def finished_plan(job_id: str, request: Request) -> dict[str, Any]:
+        job = job_or_404(job_id, request)
         if job.status != "succeeded":
             raise _error(409, "status", f"the job is {job.status}; a plan exists only when it succeeded")
         return job.result
 
     @app.get("/v1/solves/{job_id}/plan", tags=["solves"])
-    async def plan(job_id: str) -> dict[str, Any]:
+    async def plan(job_id: str, request: Request) -> dict[str, Any]:
         """The plan: summary, allocations, reservations, unmet, shortfall, details, checker."""
-        return finished_plan(job_id)
+        return finished_plan(job_id, request)
 
     @app.get("/v1/solves/{job_id}/plan/focus.csv", tags=["solves"])
-    async def plan_focus(job_id: str, period: Literal["hour", "day"] = "hour") -> Response:
+    async def plan_focus(job_id: str, request: Request, period: Literal["hour", "day"] = "hour") -> Response:
         """The plan as a FinOps FOCUS 1.2 cost and usage CSV (the same as ``chipmix export focus``)."""
         from optimizer.plans.focus import focus_csv, focus_rows
 
-        result = finished_plan(job_id)
-        job = job_or_404(job_id)
+        result = finished_plan(job_id, request)
+        job = job_or_404(job_id, request)
 
         def build() -> str:
             instance = instance_from_data(job.request["instance"], source="instance")
@@ -281,19 +319,19 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return PlainTextResponse(await asyncio.to_thread(build), media_type="text/csv")
 
     @app.get("/v1/solves/{job_id}/plan/{file}", tags=["solves"])
-    async def plan_file(job_id: str, file: Literal["allocations.csv", "reservations.csv", "unmet.csv",
-                                                   "shortfall.csv", "summary.json"]) -> Response:
+    async def plan_file(job_id: str, request: Request, file: Literal["allocations.csv", "reservations.csv", "unmet.csv",
+                                                                     "shortfall.csv", "summary.json"]) -> Response:
         """One plan file, byte for byte the layout ``chipmix solve`` writes."""
-        result = finished_plan(job_id)
+        result = finished_plan(job_id, request)
         if file == "summary.json":
             return PlainTextResponse(json.dumps(result["summary"], indent=2) + "\n", media_type="application/json")
         key, columns = _PLAN_FILES[file]
         return PlainTextResponse(_csv(result[key], columns), media_type="text/csv")
 
     @app.delete("/v1/solves/{job_id}", tags=["solves"])
-    async def cancel(job_id: str) -> dict[str, Any]:
+    async def cancel(job_id: str, request: Request) -> dict[str, Any]:
         """Cancel a queued or running job (a finished one is 409)."""
-        job = job_or_404(job_id)
+        job = job_or_404(job_id, request)
         if job.status in ("succeeded", "failed", "canceled"):
             raise _error(409, "status", f"the job is already {job.status}")
         if job.status == "queued" and store.finish(job_id, "canceled", error={"kind": "canceled", "message": "canceled by request"}):

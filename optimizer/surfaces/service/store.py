@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+#: Separates a job's tenant from its Idempotency-Key in the stored key.
+_KEY_SEPARATOR = "\x1f"
 STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
 FINISHED = ("succeeded", "failed", "canceled")
 
@@ -26,6 +28,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     idempotency_key TEXT UNIQUE,
     request_hash TEXT NOT NULL,
+    tenant TEXT NOT NULL DEFAULT '',
     status TEXT NOT NULL,
     created_at REAL NOT NULL,
     started_at REAL,
@@ -53,6 +56,7 @@ class Job:
     error: dict[str, Any] | None
     idempotency_key: str | None
     request_hash: str
+    tenant: str = ""
 
     def public(self) -> dict[str, Any]:
         """What GET /v1/solves/{id} returns: status, timings, options, summary or error."""
@@ -89,6 +93,9 @@ class JobStore:
         self._lock = threading.Lock()  # serialises writes that read-then-write
         self._create_lock = threading.Lock()
         with self._connect() as db:
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            if "tenant" not in columns:  # a store from before tenants: its jobs are the anonymous tenant's
+                db.execute("ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")
             db.execute("UPDATE jobs SET status = 'queued', started_at = NULL WHERE status = 'running'")
 
     def _create(self) -> None:
@@ -132,17 +139,20 @@ class JobStore:
             request=json.loads(row["request"]),
             result=None if row["result"] is None else json.loads(row["result"]),
             error=None if row["error"] is None else json.loads(row["error"]),
-            idempotency_key=row["idempotency_key"],
+            idempotency_key=row["idempotency_key"].split(_KEY_SEPARATOR, 1)[-1] if row["idempotency_key"] else None,
             request_hash=row["request_hash"],
+            tenant=row["tenant"],
         )
 
     def submit(self, request: dict[str, Any], request_hash: str, instance_name: str, idempotency_key: str | None,
-               max_queued: int) -> tuple[Job, bool]:
+               max_queued: int, tenant: str = "") -> tuple[Job, bool]:
         """Queue a job; with a known Idempotency-Key return that job instead.
 
         Returns (job, created).  Raises IdempotencyConflict for a reused key with another body,
         and QueueFull when ``max_queued`` jobs already wait.
         """
+        if idempotency_key is not None:  # a key is its tenant's own: two tenants may use the same one
+            idempotency_key = f"{tenant}{_KEY_SEPARATOR}{idempotency_key}"
         with self._lock, self._connect() as db:
             if idempotency_key is not None:
                 row = db.execute("SELECT * FROM jobs WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
@@ -155,16 +165,19 @@ class JobStore:
                 raise QueueFull(queued)
             job_id = uuid.uuid4().hex
             db.execute(
-                "INSERT INTO jobs (id, idempotency_key, request_hash, status, created_at, instance_name, request) "
-                "VALUES (?, ?, ?, 'queued', ?, ?, ?)",
-                (job_id, idempotency_key, request_hash, time.time(), instance_name, json.dumps(request)),
+                "INSERT INTO jobs (id, idempotency_key, request_hash, status, created_at, instance_name, request, tenant) "
+                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
+                (job_id, idempotency_key, request_hash, time.time(), instance_name, json.dumps(request), tenant),
             )
             return self._job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()), True
 
-    def get(self, job_id: str) -> Job | None:
+    def get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """The job, or None; with ``tenant``, only a job of that tenant (another's does not exist)."""
         with self._connect() as db:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return None if row is None else self._job(row)
+        if row is None or (tenant is not None and row["tenant"] != tenant):
+            return None
+        return self._job(row)
 
     def claim_next(self) -> Job | None:
         """The oldest queued job, marked running (or None)."""
