@@ -39,7 +39,7 @@ def stage_of(module: str) -> int:
     part = module.split(".")[1]
     if part == "library":  # the instance library's builder feeds the input stage
         return STAGES.index("input")
-    if part == "__main__":
+    if part in ("__main__", "client"):  # the command, and the HTTP client: surfaces at the top
         return STAGES.index("surfaces")
     return STAGES.index(part)
 

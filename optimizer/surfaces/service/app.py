@@ -41,7 +41,8 @@ from optimizer.solvers.options import SolveOptions
 from optimizer.input.schema import Instance
 from optimizer.surfaces.service.auth import ApiKeys
 from optimizer.surfaces.service.runner import Runner
-from optimizer.surfaces.service.store import IdempotencyConflict, JobStore, QueueFull
+from optimizer.solvers.result import relative_gap
+from optimizer.surfaces.service.store import STATUSES, IdempotencyConflict, JobStore, QueueFull
 
 
 class ServiceSettings(BaseModel):
@@ -190,6 +191,8 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return out.getvalue()
 
 
+#: Buckets of the chipmix_solve_seconds histogram (/metrics), s.
+SOLVE_SECONDS_BUCKETS = (1, 5, 15, 60, 300, 900, 3600)
 #: Paths anyone may call: probes for orchestrators, and the API's schema.
 OPEN_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
 
@@ -327,6 +330,42 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             return PlainTextResponse(json.dumps(result["summary"], indent=2) + "\n", media_type="application/json")
         key, columns = _PLAN_FILES[file]
         return PlainTextResponse(_csv(result[key], columns), media_type="text/csv")
+
+    @app.get("/v1/solves/{job_id}/progress", tags=["solves"])
+    async def progress(job_id: str, request: Request) -> dict[str, Any]:
+        """Incumbent, bound and gap over time, as the solver reports them: live while the job runs,
+        the whole record once it has ended (a queued job has none yet)."""
+        job = job_or_404(job_id, request)
+        records = runner.progress(job_id)
+        if records is None:
+            records = ((job.result or {}).get("details") or {}).get("progress", [])
+        rows = []
+        for seconds, incumbent, bound in records:
+            gap = relative_gap(incumbent, bound)
+            rows.append({"seconds": seconds, "incumbent_usd": incumbent, "bound_usd": bound,
+                         "gap": None if gap is None or gap == float("inf") else gap})
+        return {"id": job.id, "status": job.status, "progress": rows}
+
+    @app.get("/metrics", tags=["service"])
+    async def metrics() -> PlainTextResponse:
+        """Prometheus text format: jobs by status, the queue, running and unrecorded jobs, and
+        the seconds finished jobs ran."""
+        counts, seconds = await asyncio.to_thread(store.metrics)
+        lines = ["# HELP chipmix_jobs Jobs in the store by status.", "# TYPE chipmix_jobs gauge"]
+        lines += [f'chipmix_jobs{{status="{status}"}} {counts.get(status, 0)}' for status in STATUSES]
+        lines += ["# HELP chipmix_queue_length Jobs waiting to start.", "# TYPE chipmix_queue_length gauge",
+                  f"chipmix_queue_length {counts.get('queued', 0)}",
+                  "# HELP chipmix_jobs_running Job processes running now.", "# TYPE chipmix_jobs_running gauge",
+                  f"chipmix_jobs_running {runner.running_count()}",
+                  "# HELP chipmix_jobs_unrecorded Finished jobs whose outcome the store has not taken yet.",
+                  "# TYPE chipmix_jobs_unrecorded gauge", f"chipmix_jobs_unrecorded {runner.unrecorded}",
+                  "# HELP chipmix_solve_seconds Seconds a finished job ran (succeeded or failed).",
+                  "# TYPE chipmix_solve_seconds histogram"]
+        for bucket in SOLVE_SECONDS_BUCKETS:
+            lines.append(f'chipmix_solve_seconds_bucket{{le="{bucket:g}"}} {sum(1 for x in seconds if x <= bucket)}')
+        lines += [f'chipmix_solve_seconds_bucket{{le="+Inf"}} {len(seconds)}',
+                  f"chipmix_solve_seconds_sum {sum(seconds):.3f}", f"chipmix_solve_seconds_count {len(seconds)}"]
+        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
     @app.delete("/v1/solves/{job_id}", tags=["solves"])
     async def cancel(job_id: str, request: Request) -> dict[str, Any]:

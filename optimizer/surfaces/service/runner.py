@@ -22,7 +22,7 @@ import signal
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -77,11 +77,20 @@ def run_job(request: dict[str, Any], connection: Connection, memory_mb: int | No
     """Body of a job process: its own process group and memory limit, then :func:`job_result`
     sent back on ``connection``."""
     _own_group_and_limits(memory_mb)
-    connection.send(job_result(request, memory_mb))
+    lock = threading.Lock()  # solver callbacks report from their own threads
+
+    def report(seconds: float, incumbent: float | None, bound: float | None) -> None:
+        with lock:
+            connection.send(("progress", round(seconds, 3), incumbent, bound))
+
+    status, payload = job_result(request, memory_mb, on_progress=report)
+    with lock:
+        connection.send(("result", status, payload))
     connection.close()
 
 
-def job_result(request: dict[str, Any], memory_mb: int | None = None) -> tuple[str, dict[str, Any]]:
+def job_result(request: dict[str, Any], memory_mb: int | None = None,
+               on_progress=None) -> tuple[str, dict[str, Any]]:
     """Solve and check through the outcome layer the CLI uses: ("succeeded" | "failed", payload).
     Only a plan the checker passes is "succeeded"."""
     try:
@@ -90,7 +99,10 @@ def job_result(request: dict[str, Any], memory_mb: int | None = None) -> tuple[s
         from optimizer.solvers.options import SolveOptions
 
         instance = instance_from_data(request["instance"], source="instance")
-        outcome = run_solve(instance, SolveOptions(**request["options"]), source="instance")
+        from optimizer.solvers.progress import Progress
+
+        progress = Progress(on_record=on_progress) if on_progress is not None else None
+        outcome = run_solve(instance, SolveOptions(**request["options"]), source="instance", progress=progress)
         if outcome.ok:
             result = ("succeeded", plan_payload(outcome.plan, outcome.check))
         else:
@@ -118,6 +130,7 @@ class _Running:
     process: Any
     connection: Connection
     deadline: float
+    progress: list = field(default_factory=list)  # [seconds, incumbent, bound] as the solver reports
 
 
 @dataclass
@@ -164,6 +177,15 @@ class Runner:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def progress(self, job_id: str) -> list | None:
+        """A running job's progress so far (None if it is not running here)."""
+        with self._lock:
+            running = self._running.get(job_id)
+            return None if running is None else list(running.progress)
+
+    def running_count(self) -> int:
+        return len(self._running)
 
     @property
     def unrecorded(self) -> int:
@@ -262,18 +284,12 @@ class Runner:
             if job_id in cancels:
                 kill_group(running.process)
                 ended = _Ended("canceled", None, {"kind": "canceled", "message": "canceled by request"})
-            elif running.connection.poll():
-                try:
-                    status, payload = running.connection.recv()
-                except (EOFError, OSError):  # it died (killed, out of memory) before it answered
-                    running.process.join(timeout=5)
-                    status, payload = "failed", {"kind": "error", "message": "the solver process ended without a result "
-                                                                           f"(exit code {running.process.exitcode})"}
-                ended = _Ended(status, payload, None) if status == "succeeded" else _Ended(status, None, payload)
-            elif not running.process.is_alive():
+            else:
+                ended = self._drain(running)  # None: no result yet
+            if ended is None and not running.process.is_alive() and not running.connection.poll():
                 ended = _Ended("failed", None, {"kind": "error",
                                                 "message": f"the solver process exited with code {running.process.exitcode}"})
-            elif time.monotonic() > running.deadline:
+            elif ended is None and time.monotonic() > running.deadline:
                 kill_group(running.process)
                 ended = _Ended("failed", None, {"kind": "hard_time_limit",
                                                 "message": "killed at the job's hard time limit; set a lower time_limit_s"})
@@ -285,6 +301,24 @@ class Runner:
             with self._lock:
                 self._running.pop(job_id, None)
                 self._ended[job_id] = ended
+
+    @staticmethod
+    def _drain(running: _Running) -> _Ended | None:
+        """Read what a job process has sent: its progress reports (kept), and its result if it
+        is there (then how the job ended)."""
+        try:
+            while running.connection.poll():
+                message = running.connection.recv()
+                if message[0] == "progress":
+                    running.progress.append(list(message[1:]))
+                    continue
+                _, status, payload = message
+                return _Ended(status, payload, None) if status == "succeeded" else _Ended(status, None, payload)
+        except (EOFError, OSError):  # it died (killed, out of memory) before it answered
+            running.process.join(timeout=5)
+            return _Ended("failed", None, {"kind": "error", "message": "the solver process ended without a result "
+                                                                      f"(exit code {running.process.exitcode})"})
+        return None
 
     def _record(self) -> None:
         """Hand each finished job's outcome to the store; what it refuses is tried again later, and

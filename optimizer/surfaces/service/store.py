@@ -201,6 +201,15 @@ class JobStore:
             ).rowcount
         return changed == 1
 
+    def metrics(self) -> tuple[dict[str, int], list[float]]:
+        """Jobs by status, and the seconds each finished (succeeded or failed) job ran."""
+        with self._connect() as db:
+            counts = dict(db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+            seconds = [row[0] for row in db.execute(
+                "SELECT finished_at - started_at FROM jobs WHERE status IN ('succeeded', 'failed') "
+                "AND started_at IS NOT NULL AND finished_at IS NOT NULL").fetchall()]
+        return counts, seconds
+
     def count(self, status: str) -> int:
         with self._connect() as db:
             return db.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,)).fetchone()[0]
