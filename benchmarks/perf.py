@@ -26,7 +26,6 @@ import platform
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -114,10 +113,9 @@ def run_one(name: str, method: str, time_limit: float, gap: float) -> dict:
     started = time.perf_counter()
     plan = optimizer.solve(instance, method=method, mip_rel_gap=gap, time_limit_s=time_limit, progress=progress)
     wall = time.perf_counter() - started
-    checked = None
-    if plan.has_plan:
-        with tempfile.TemporaryDirectory(prefix="chipmix-perf-") as folder:
-            checked = optimizer.check_plan(instance, plan.write(Path(folder) / "plan")).ok
+    from optimizer.plans.outcome import check_plan_tables
+
+    checked = check_plan_tables(instance, plan).ok if plan.has_plan else None
     return {
         "instance": name, "method": method, "time_limit_s": time_limit, "target_gap": gap,
         "columns": plan.details["model"]["columns"], "rows": plan.details["model"]["rows"],

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -198,3 +199,25 @@ def test_lockin_and_sweep_cli_write_csv_and_json(tmp_path):
     bad = write_scenarios(tmp_path, [{"name": "x", "changes": [{"kind": "price", "match": {"pool": "zz"}, "scale": 1}]}])
     result = chipmix("sweep", str(inst), str(bad))
     assert result.returncode == 2 and "scenarios[0](x).changes[0].match" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_row_whose_plan_the_checker_rejects_says_so_and_gets_no_premium(monkeypatch):
+    # Every lock-in row's plan goes through the independent checker: a rejected one is no result.
+    from optimizer.plans import outcome
+    from optimizer.plans.checker import CheckReport
+
+    instance = optimizer.load_instance(INSTANCES / "power-capped-campus.yaml")
+    original = outcome.check_plan_tables
+
+    def reject_multi(checked_on, plan, name="plan"):
+        if name == "multi":
+            return CheckReport(name, ["site_power[campus,3]: draws 31 MW, cap 30 MW"])
+        return original(checked_on, plan, name)
+
+    monkeypatch.setattr(outcome, "check_plan_tables", reject_multi)
+    frame = lockin_table(instance, optimizer.SolveOptions(mip_rel_gap=0.05, time_limit_s=30), ["multi"], greedy=True)
+    multi = frame[frame.plan == "multi"].iloc[0]
+    assert multi.status == "checker_violations" and "site_power[campus,3]" in multi.note
+    assert pd.isna(multi.total_usd)
+    greedy_row = frame[frame.plan == "greedy"].iloc[0]
+    assert greedy_row.status != "checker_violations" and pd.isna(greedy_row.premium_pct)  # nothing to compare with

@@ -65,7 +65,10 @@ def test_a_job_over_its_memory_limit_fails_with_that_reason():
     process = context.Process(target=run_job, args=({"instance": DEFAULT, "options": {}}, send, 150))
     process.start()
     send.close()
-    status, payload = receive.recv()
+    message = receive.recv()
+    while message[0] == "progress":  # the protocol: progress reports, then the result
+        message = receive.recv()
+    _, status, payload = message
     process.join(timeout=30)
     assert status == "failed" and payload["kind"] == "memory_limit" and "150 MB" in payload["message"]
 

@@ -68,6 +68,15 @@ def plan_row(instance: Instance, plan, restriction: str, pools: int) -> dict[str
             unmet_pflops_hours=plan.unmet_pflops_hours, short_eflop=plan.short_eflop,
             **unit_economics(instance, plan.cost_usd, plan.unmet_pflops_hours, plan.short_eflop),
         )
+    check = getattr(plan, "check", None)
+    if check is not None and not check.ok:
+        # The independent checker rejects the plan: its figures are not a result to compare.
+        row["status"] = "checker_violations"
+        row["note"] = f"the checker rejects this plan: {check.violations[0]}" + (
+            f" (and {len(check.violations) - 1} more)" if len(check.violations) > 1 else "")
+        for key in ("total_usd", "premium_usd", "premium_pct", "usd_per_delivered_eflop"):
+            row.pop(key, None)
+        return row
     if plan.status.value == "infeasible":
         report = plan.infeasibility
         if report is not None and not plan.cost_usd:
@@ -114,13 +123,20 @@ def run_plan(instance: Instance, restriction: str, options: SolveOptions, fixed_
     from optimizer.analyses.greedy import greedy_plan
     from optimizer.plans.solve import solve
 
+    from optimizer.plans.outcome import check_plan_tables
+
     if restriction == GREEDY:
-        return greedy_plan(instance), len(instance.pools)
-    restricted = restrict(instance, restriction)
-    if fixed_reservations:
-        kept = {p.id for p in restricted.pools}
-        fixed_reservations = {k: v for k, v in fixed_reservations.items() if k in kept}
-    return solve(restricted, options, fixed_reservations=fixed_reservations or None), len(restricted.pools)
+        plan, checked_on = greedy_plan(instance), instance
+    else:
+        checked_on = restrict(instance, restriction)
+        if fixed_reservations:
+            kept = {p.id for p in checked_on.pools}
+            fixed_reservations = {k: v for k, v in fixed_reservations.items() if k in kept}
+        plan = solve(checked_on, options, fixed_reservations=fixed_reservations or None)
+    # Every plan a row reports is checked by the independent checker (a greedy plan that leaves
+    # hard demand unserved is infeasible by its own account and is not checked).
+    plan.check = check_plan_tables(checked_on, plan, restriction) if plan.has_plan else None
+    return plan, len(checked_on.pools)
 
 
 def lockin_table(

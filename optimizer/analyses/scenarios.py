@@ -83,8 +83,12 @@ class ScenarioFile(StrictModel):
 
 def load_scenarios(path: str | Path, instance: Instance) -> list[Scenario]:
     """Read and validate a scenario file against ``instance``; InputError names scenario and field."""
-    source = str(path)
-    parsed = validate_document(ScenarioFile, read_document(path), source, "a mapping with a 'scenarios' list")
+    return scenarios_from_data(read_document(path), instance, str(path))
+
+
+def scenarios_from_data(data, instance: Instance, source: str = "scenarios") -> list[Scenario]:
+    """Validate scenario-file data (as parsed from YAML/JSON) against ``instance``."""
+    parsed = validate_document(ScenarioFile, data, source, "a mapping with a 'scenarios' list")
     errors: list[FieldError] = []
     names = [s.name for s in parsed.scenarios]
     for index, scenario in enumerate(parsed.scenarios):

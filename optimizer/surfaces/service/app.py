@@ -64,6 +64,7 @@ class ServiceSettings(BaseModel):
     allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost", "[::1]"],
                                      description="Host headers accepted (others get 400); '*' accepts any.")
     docs: bool = Field(default=False, description="Serve the interactive API docs at /docs.")
+    max_analysis_solves: int = Field(default=200, ge=1, description="Most solves one lock-in or sweep job may run.")
 
 
 class SolveRequest(BaseModel):
@@ -276,11 +277,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         data = _fields(await _read_json(request, settings.max_body_bytes), {"instance", "options"}, {"instance"})
         instance = await asyncio.to_thread(_instance, data["instance"])  # heavy: off the event loop
         options = _options(data.get("options", _NO_OPTIONS), settings)
-        body = {"instance": data["instance"], "options": options.model_dump()}
+        return queue(request, {"instance": data["instance"], "options": options.model_dump()}, instance.name,
+                     "/v1/solves")
+
+    def queue(request: Request, body: dict[str, Any], instance_name: str, location: str) -> JSONResponse:
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         key = request.headers.get("idempotency-key")
         try:
-            job, created = store.submit(body, digest, instance.name, key, settings.max_queued,
+            job, created = store.submit(body, digest, instance_name, key, settings.max_queued,
                                         tenant=request.state.tenant)
         except IdempotencyConflict:
             raise _error(409, "Idempotency-Key", f"key {key!r} was used with another request body",
@@ -288,8 +292,89 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         except QueueFull as exc:
             raise _error(429, "queue", f"{exc.args[0]} jobs are already waiting", "retry later",
                          **{"Retry-After": "5"}) from None
-        headers = {"Location": f"/v1/solves/{job.id}"}
+        headers = {"Location": f"{location}/{job.id}"}
         return JSONResponse(job.public(), status_code=202 if created else 200, headers=headers)
+
+    def restrictions(instance, data: Any) -> list[str] | None:
+        from optimizer.analyses.lockin import restrict
+
+        if data is None:
+            return None
+        if not isinstance(data, list) or not all(isinstance(r, str) for r in data):
+            raise _error(422, "restrictions", "must be a list of names (multi, vendor=NAME, cloud=NAME, greedy)")
+        problems = []
+        for index, name in enumerate(data):
+            if name in ("multi", "greedy"):
+                continue
+            try:
+                restrict(instance, name)
+            except InputError as exc:
+                problems += [FieldError(f"restrictions[{index}]", e.reason, e.hint) for e in exc.errors]
+        if problems:
+            raise ApiError(422, problems)
+        return data
+
+    def analysis_options(data: Any, solves: int) -> SolveOptions:
+        if solves > settings.max_analysis_solves:
+            raise _error(422, "restrictions", f"{solves} solves is more than this server runs in one job "
+                         f"({settings.max_analysis_solves})", "ask for fewer restrictions or scenarios")
+        return _options(data, settings)
+
+    @app.post("/v1/lockins", status_code=202, tags=["analyses"])
+    async def submit_lockin(request: Request) -> JSONResponse:
+        """Queue a lock-in table (multi-vendor against each single vendor and cloud, and greedy) as a
+        job: {instance, options, restrictions, greedy}.  Status and result at /v1/jobs/{id}."""
+        from optimizer.analyses.lockin import restrictions_of
+
+        data = _fields(await _read_json(request, settings.max_body_bytes),
+                       {"instance", "options", "restrictions", "greedy"}, {"instance"})
+        instance = await asyncio.to_thread(_instance, data["instance"])
+        names = restrictions(instance, data.get("restrictions"))
+        greedy = data.get("greedy", True)
+        if not isinstance(greedy, bool):
+            raise _error(422, "greedy", "must be true or false")
+        solves = len(names if names is not None else restrictions_of(instance)) + 2
+        options = analysis_options(data.get("options", _NO_OPTIONS), solves)
+        body = {"kind": "lockin", "instance": data["instance"], "options": options.model_dump(),
+                "restrictions": names, "greedy": greedy, "solves": solves}
+        return queue(request, body, instance.name, "/v1/jobs")
+
+    @app.post("/v1/sweeps", status_code=202, tags=["analyses"])
+    async def submit_sweep(request: Request) -> JSONResponse:
+        """Queue a sweep (every scenario x restriction, re-optimised and with the base plan's
+        reservations held) as a job: {instance, scenarios, options, restrictions}; ``scenarios`` is
+        a scenario file's content.  Status and result at /v1/jobs/{id}."""
+        from optimizer.analyses.lockin import restrictions_of
+        from optimizer.analyses.scenarios import scenarios_from_data
+
+        data = _fields(await _read_json(request, settings.max_body_bytes),
+                       {"instance", "options", "restrictions", "scenarios"}, {"instance", "scenarios"})
+        instance = await asyncio.to_thread(_instance, data["instance"])
+        try:
+            parsed = await asyncio.to_thread(scenarios_from_data, data["scenarios"], instance, "scenarios")
+        except InputError as exc:
+            raise _under("scenarios", exc) from None
+        names = restrictions(instance, data.get("restrictions"))
+        count = len(names if names is not None else restrictions_of(instance)) + 1
+        solves = (2 * len(parsed) + 1) * count
+        options = analysis_options(data.get("options", _NO_OPTIONS), solves)
+        body = {"kind": "sweep", "instance": data["instance"], "options": options.model_dump(),
+                "restrictions": names, "scenarios": data["scenarios"], "solves": solves}
+        return queue(request, body, instance.name, "/v1/jobs")
+
+    @app.get("/v1/jobs/{job_id}", tags=["analyses"])
+    async def job_status(job_id: str, request: Request) -> dict[str, Any]:
+        """Any job (solve, lockin, sweep): status, timings, and its error if it failed."""
+        return job_or_404(job_id, request).public()
+
+    @app.get("/v1/jobs/{job_id}/result", tags=["analyses"])
+    async def job_result(job_id: str, request: Request) -> dict[str, Any]:
+        """What the job made: a solve's plan, or a lock-in or sweep table ({kind, columns, rows})."""
+        return finished_plan(job_id, request)
+
+    @app.delete("/v1/jobs/{job_id}", tags=["analyses"])
+    async def job_cancel(job_id: str, request: Request) -> dict[str, Any]:
+        return await cancel(job_id, request)
 
     @app.get("/v1/solves/{job_id}", tags=["solves"])
     async def status(job_id: str, request: Request) -> dict[str, Any]:

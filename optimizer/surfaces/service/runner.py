@@ -89,11 +89,40 @@ def run_job(request: dict[str, Any], connection: Connection, memory_mb: int | No
     connection.close()
 
 
+def _table_result(kind: str, frame) -> tuple[str, dict[str, Any]]:
+    """A lock-in or sweep table as JSON rows (NaN as null)."""
+    import math
+
+    rows = [{key: (None if isinstance(value, float) and math.isnan(value) else value) for key, value in row.items()}
+            for row in frame.to_dict("records")]
+    return "succeeded", {"kind": kind, "columns": list(frame.columns), "rows": rows}
+
+
+def _analysis_result(request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A lock-in table or a sweep as a job: every plan in it goes through the checker (lockin.run_plan)."""
+    from optimizer.analyses.lockin import lockin_table, sweep
+    from optimizer.analyses.scenarios import scenarios_from_data
+    from optimizer.input.loading import instance_from_data
+    from optimizer.solvers.options import SolveOptions
+
+    instance = instance_from_data(request["instance"], source="instance")
+    options = SolveOptions(**request["options"])
+    if request["kind"] == "lockin":
+        frame = lockin_table(instance, options, request.get("restrictions"), greedy=request.get("greedy", True))
+    else:  # one job is one worker slot: its solves run one after another
+        scenarios = scenarios_from_data(request["scenarios"], instance, "scenarios")
+        frame = sweep(instance, scenarios, request.get("restrictions"), options, workers=1)
+    return _table_result(request["kind"], frame)
+
+
 def job_result(request: dict[str, Any], memory_mb: int | None = None,
                on_progress=None) -> tuple[str, dict[str, Any]]:
     """Solve and check through the outcome layer the CLI uses: ("succeeded" | "failed", payload).
-    Only a plan the checker passes is "succeeded"."""
+    Only a plan the checker passes is "succeeded".  A lock-in or sweep job (``kind``) returns its
+    table."""
     try:
+        if request.get("kind", "solve") != "solve":
+            return _analysis_result(request)
         from optimizer.input.loading import instance_from_data
         from optimizer.plans.outcome import OutcomeKind, run_solve
         from optimizer.solvers.options import SolveOptions
@@ -220,10 +249,13 @@ class Runner:
         with self._lock:
             self._cancel.add(job_id)
 
-    def job_limit_s(self, options: dict[str, Any]) -> float:
-        """The hard wall-clock limit of a job: its solver time limit plus grace, capped by the server's."""
-        solver = options.get("time_limit_s")
-        return self.hard_limit_s if solver is None else min(self.hard_limit_s, float(solver) + self.grace_s)
+    def job_limit_s(self, request: dict[str, Any]) -> float:
+        """The hard wall-clock limit of a job: its solver time limit (times its solves, for a lock-in
+        or a sweep) plus grace, capped by the server's limit per solve (times its solves)."""
+        solves = int(request.get("solves", 1))
+        solver = request["options"].get("time_limit_s")
+        most = self.hard_limit_s * solves
+        return most if solver is None else min(most, float(solver) * solves + self.grace_s)
 
     def _store(self, call, *args, **kwargs):
         """A store call; on a store failure, ``store_error`` says why and StoreUnavailable is raised."""
@@ -262,7 +294,7 @@ class Runner:
                 continue
             send.close()
             with self._lock:
-                self._running[job.id] = _Running(process, receive, time.monotonic() + self.job_limit_s(job.request["options"]))
+                self._running[job.id] = _Running(process, receive, time.monotonic() + self.job_limit_s(job.request))
 
     def _reap(self) -> None:
         """Take every finished (or killed) job off its process, into ``_ended``: no store call here

@@ -66,6 +66,7 @@ class Job:
         queued_until = self.started_at or self.finished_at
         return {
             "id": self.id,
+            "kind": self.request.get("kind", "solve"),
             "status": self.status,
             "instance": self.instance_name,
             "options": self.request.get("options", {}),
