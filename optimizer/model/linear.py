@@ -154,6 +154,8 @@ class LinearModel:
                 raise ModelError(f"{fam.name}: continuous, but declares no '>=' row family it is covered by")
             if np.any((rows < row_family.start) | (rows >= row_family.start + row_family.size)):
                 raise ModelError(f"{fam.name}: a continuous column sits outside its row family {row_family.name}")
+            if not (np.isfinite(self.row_lower[rows]).all() and np.isposinf(self.row_upper[rows]).all()):
+                raise ModelError(f"{fam.name}: a row of {row_family.name} it sits in is not a '>=' row")
             if np.any(coefficients <= 0):
                 raise ModelError(f"{fam.name}: a continuous column has a coefficient <= 0 in {row_family.name}")
 
@@ -175,13 +177,7 @@ class LinearModel:
         if not continuous.any():
             return x
         csc = self.matrix.tocsc()
-        cols = np.nonzero(continuous)[0]
-        count = np.diff(csc.indptr)[cols]
-        lone = cols[count == 0]  # in no row: at the bound its cost prefers
-        x[lone] = np.where(self.col_cost[lone] >= 0, self.col_lower[lone], self.col_upper[lone])
-        cols = cols[count == 1]
-        if not len(cols):
-            return x
+        cols = np.nonzero(continuous)[0]  # each in exactly one >= row (checked above)
         rows, coef = csc.indices[csc.indptr[cols]], csc.data[csc.indptr[cols]]
         x[cols] = 0.0
         activity = self.matrix @ x  # every row's activity without its continuous columns

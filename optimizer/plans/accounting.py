@@ -114,9 +114,9 @@ def account_plan(
     # A gap within the rows' slack (1e-6 + 1e-7 of the demand, as the checker allows) is served:
     # counting it as unmet would price float noise, and the checker would not recompute it.
     unmet[unmet <= SERVED_SLACK_ABS + SERVED_SLACK_REL * data.inference_demand_pflops] = 0.0
-    delivered_eflop = np.zeros(len(data.workload_ids))
-    np.add.at(delivered_eflop, workload, chips * rate_tflops * EFLOP_PER_TFLOPS_HOUR)
-    short = np.where(data.workload_is_inference, 0.0, np.maximum(data.training_work_eflop - delivered_eflop, 0.0))
+    work_done_eflop = np.zeros(len(data.workload_ids))
+    np.add.at(work_done_eflop, workload, chips * rate_tflops * EFLOP_PER_TFLOPS_HOUR)
+    short = np.where(data.workload_is_inference, 0.0, np.maximum(data.training_work_eflop - work_done_eflop, 0.0))
     short[short <= SERVED_SLACK_ABS + SERVED_SLACK_REL * data.training_work_eflop] = 0.0
 
     w_unmet, t_unmet = np.nonzero(unmet)
@@ -142,17 +142,12 @@ def account_plan(
         np.sum(unmet.sum(axis=1) * np.nan_to_num(data.unmet_usd_per_pflops_hour))
         + np.sum(short * np.nan_to_num(data.short_usd_per_eflop))
     )
-    costs = {"usage": usage, "reserved": reserved, "energy": energy, "penalty": penalty}
     # A family's own cost term (beyond these) is priced by its declared cost terms at the plan's
     # whole-number decisions; a plan with no model values (greedy) buys none of it.
-    for term in COST_TERMS:
-        if term.key not in costs:
-            costs[term.key] = float((model_costs or {}).get(term.key, 0.0))
-    total = usage + reserved + energy + penalty  # in this order: the total's rounding stays as it was
-    for key, value in costs.items():
-        if key not in ("usage", "reserved", "energy", "penalty"):
-            total += value
-    costs["total"] = total
+    base = {"usage": usage, "reserved": reserved, "energy": energy, "penalty": penalty}
+    costs = {term.key: base[term.key] if term.key in base else float((model_costs or {}).get(term.key, 0.0))
+             for term in COST_TERMS}
+    costs["total"] = sum(costs.values())  # added in COST_TERMS order, the base terms first
     plan.cost_usd = costs
     plan.unmet_pflops_hours = float(unmet.sum())
     plan.short_eflop = float(short.sum())

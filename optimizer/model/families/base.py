@@ -258,6 +258,18 @@ def pool_hour_usage(model: LinearModel, values: np.ndarray) -> np.ndarray:
     return used
 
 
+def full_pools(family: str, data: ModelData, model: LinearModel, values: np.ndarray,
+               pool_hours: set[tuple[int, int]], reserved: bool) -> list[Binding]:
+    """Pools (reserved or not) whose every usable block is in use in an hour short demand could
+    use them: ``family[pool] in hours ...``."""
+    used = pool_hour_usage(model, values)
+    hours_of: dict[int, set[int]] = {}
+    for p, t in pool_hours:
+        if data.pool_reserved[p] == reserved and 0 < data.pool_available_blocks[p, t] <= used[p, t]:
+            hours_of.setdefault(p, set()).add(t)
+    return [binding("pool", p, family, data.pool_ids[p], hours) for p, hours in sorted(hours_of.items())]
+
+
 def group(*keys: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """Distinct key tuples (sorted) and, for every input position, the index of its group."""
     if len(keys[0]) == 0:

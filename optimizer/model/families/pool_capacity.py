@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.model.families.base import (
-    POOL_BLOCKS, BuildContext, ConstraintFamily, Rows, binding, drop_single_member_rows, group, pool_hour_usage,
+    POOL_BLOCKS, BuildContext, ConstraintFamily, Rows, drop_single_member_rows, full_pools, group,
 )
 
 POOL_CAPACITY = Rows(
@@ -34,12 +34,7 @@ class PoolCapacity(ConstraintFamily):
         )
 
     def full(self, data, model, values, pool_hours):
-        used = pool_hour_usage(model, values)
-        hours_of: dict[int, set[int]] = {}
-        for p, t in pool_hours:
-            if not data.pool_reserved[p] and 0 < data.pool_available_blocks[p, t] <= used[p, t]:
-                hours_of.setdefault(p, set()).add(t)
-        return [binding("pool", p, self.name, data.pool_ids[p], hours) for p, hours in sorted(hours_of.items())]
+        return full_pools(self.name, data, model, values, pool_hours, reserved=False)
 
 
 FAMILY = PoolCapacity()

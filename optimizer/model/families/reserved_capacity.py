@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.model.families.base import (
-    POOL_BLOCKS, RESERVED, BuildContext, ConstraintFamily, Rows, Variable, binding, group, pool_hour_usage,
+    POOL_BLOCKS, RESERVED, BuildContext, ConstraintFamily, Rows, Variable, full_pools, group,
 )
 
 RESERVED_BLOCKS = Variable(
@@ -70,12 +70,7 @@ class ReservedCapacity(ConstraintFamily):
             lower[fam.slice] = upper[fam.slice] = np.maximum(value, lower[fam.slice])
 
     def full(self, data, model, values, pool_hours):
-        used = pool_hour_usage(model, values)
-        hours_of: dict[int, set[int]] = {}
-        for p, t in pool_hours:
-            if data.pool_reserved[p] and 0 < data.pool_available_blocks[p, t] <= used[p, t]:
-                hours_of.setdefault(p, set()).add(t)
-        return [binding("pool", p, self.name, data.pool_ids[p], hours) for p, hours in sorted(hours_of.items())]
+        return full_pools(self.name, data, model, values, pool_hours, reserved=True)
 
 
 FAMILY = ReservedCapacity()

@@ -91,9 +91,6 @@ def _check(instance: Instance, rows: PlanRows, report: CheckReport) -> None:
     for rule in RULES:
         rule(facts)
     costs = {key: facts.costs.get(key, 0.0) for key in COST_TERMS}
-    total = 0.0
-    for key in COST_TERMS:
-        total += costs[key]
-    report.recomputed = {**costs, "total": total, "unmet_pflops_hours": facts.unmet_pflops_hours,
+    report.recomputed = {**costs, "total": sum(costs.values()), "unmet_pflops_hours": facts.unmet_pflops_hours,
                          "short_eflop": facts.short_eflop}
     check_summary(rows.summary, instance, report)

@@ -112,34 +112,25 @@ def scale_model(model: LinearModel) -> ScaledModel:
     exponent = _row_exponents(model)
     scale = 10.0**exponent
 
-    # Each continuous column (unmet, short, slack) sits in exactly one >= row of the family its
-    # variable declares: checked on the model itself (ModelError names the family otherwise).
+    # Each continuous column (unmet, short, slack) sits in exactly one >= row, with a positive
+    # coefficient, of the family its variable declares: checked on the model itself
+    # (ModelError names the family otherwise).
     model.check_continuous_columns()
     continuous = ~model.col_integer
     if np.any(~continuous & ~np.isfinite(model.col_upper)):
         raise SolverError("CP-SAT needs a finite upper bound on every integer variable")
-    # Each continuous column lives in one >= row with coefficient > 0 (unmet, short, slack).
     cont_entries = continuous[col_of]
-    cont_cols, cont_count = np.unique(col_of[cont_entries], return_counts=True)
-    if np.any(cont_count != 1) or np.any(~at_least[row_of[cont_entries]]) or np.any(csr.data[cont_entries] <= 0):
-        raise SolverError("CP-SAT scaling expects each continuous variable in exactly one >= row")
     row_of_col = np.full(n_cols, -1)
     row_of_col[col_of[cont_entries]] = row_of[cont_entries]
     coef_of_col = np.zeros(n_cols)
     coef_of_col[col_of[cont_entries]] = csr.data[cont_entries]
     rows_with_continuous = np.zeros(n_rows, dtype=bool)
     rows_with_continuous[row_of[cont_entries]] = True
-    (free_cols,) = np.nonzero(continuous & (row_of_col < 0))
-    if len(free_cols) and np.any(model.col_cost[free_cols] < 0):
-        raise SolverError("CP-SAT scaling: a continuous variable in no row has a negative cost")
 
     # Continuous upper bounds: an infinite one (elastic slack) never needs more than its row's bound.
     col_upper = model.col_upper.copy()
     unbounded = continuous & ~np.isfinite(col_upper)
-    if np.any(unbounded & (row_of_col < 0)):
-        raise SolverError("CP-SAT scaling: an unbounded variable is in no row")
-    safe_row = np.maximum(row_of_col, 0)
-    col_upper[unbounded] = np.maximum(lower[safe_row[unbounded]], 0.0) / coef_of_col[unbounded]
+    col_upper[unbounded] = np.maximum(lower[row_of_col[unbounded]], 0.0) / coef_of_col[unbounded]
 
     # Objective scale: as fine as micro-dollars while the largest possible objective stays exact.
     worst = float(np.sum(np.abs(model.col_cost) * col_upper))

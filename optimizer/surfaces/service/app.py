@@ -368,7 +368,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return job_or_404(job_id, request).public()
 
     @app.get("/v1/jobs/{job_id}/result", tags=["analyses"])
-    async def job_result(job_id: str, request: Request) -> dict[str, Any]:
+    async def job_output(job_id: str, request: Request) -> dict[str, Any]:
         """What the job made: a solve's plan, or a lock-in or sweep table ({kind, columns, rows})."""
         return finished_plan(job_id, request)
 

@@ -67,8 +67,6 @@ def write_model_file(model: LinearModel, path: str | Path) -> None:
     highs.writeModel(str(path))
 
 
-
-
 def run_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, options: dict) -> highspy.Highs:
     """A HiGHS run of a model given as arrays, with HiGHS ``options`` by name (see :mod:`.options`)."""
     highs = highspy.Highs()

@@ -50,6 +50,8 @@ HOUR_SECONDS = 2.0
 #: few hours and leaves the rest rounded (M, 200 columns an hour: 2.16M USD at 0.5 s each against
 #: 2.07M with even shares).  Measured on the perf benchmark's M and L.
 HOUR_SECONDS_PER_COLUMN = 3.5e-4
+
+
 def column_hours(model: LinearModel) -> np.ndarray:
     """The hour of each column, or -1 for columns that span hours or the horizon (as each variable
     family declares: ``hourly``)."""
@@ -583,12 +585,12 @@ def decompose(model: LinearModel, options: SolveOptions, progress: Progress | No
         values, objective, bound = _polish(model, values, objective, bound, deadline, options, record, notes)
     if values is not None:
         # Whole blocks as found, every continuous column (unmet demand, training shortfall) at its
-        # least beside them: a solve stopped early can leave one higher than it need be, and the
-        # checker prices the plan's files, where they are recomputed at their least.
+        # least beside them: a solve stopped early can leave one higher than it need be (the same
+        # closed form every solve's plan gets in plans/solve.py; no LP needed).
         settled_at = time.perf_counter()
-        settled = complete_continuous(model, model.col_lower, model.col_upper, values, None)
+        settled = model.settle_continuous(values)
         notes["settle_seconds"] = round(time.perf_counter() - settled_at, 3)
-        if settled is not None and is_feasible(model, settled) and model.col_cost @ settled <= objective:
+        if is_feasible(model, settled) and model.col_cost @ settled <= objective:
             values, objective = settled, float(model.col_cost @ settled)
     notes["seconds"] = round(elapsed(), 3)
     return DecomposedOutcome(values, objective, bound, notes)

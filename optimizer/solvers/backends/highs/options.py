@@ -22,8 +22,6 @@ def highs_options(options: SolveOptions) -> dict:
     return chosen
 
 
-
-
 def apply_options(highs: highspy.Highs, chosen: dict) -> None:
     for name, value in chosen.items():
         highs.setOptionValue(name, value)

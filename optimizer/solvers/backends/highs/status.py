@@ -50,8 +50,7 @@ def read_highs_outcome(highs: highspy.Highs, is_mip: bool) -> tuple[SolveStatus,
     """
     model_status = highs.getModelStatus()
     info = highs.getInfo()
-    has_solution = info.primal_solution_status == FEASIBLE_SOLUTION
-    objective = float(info.objective_function_value) if has_solution else None
+    objective = float(info.objective_function_value) if has_plan(highs) else None
     bound = float(info.mip_dual_bound) if is_mip else None
     return classify_outcome(model_status, highs.modelStatusToString(model_status), objective, bound, is_mip)
 

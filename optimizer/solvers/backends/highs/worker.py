@@ -167,7 +167,8 @@ def _work() -> None:
     import scipy.sparse as sp
 
     from optimizer.solvers.backends.highs.arrays import pass_arrays
-    from optimizer.solvers.backends.highs.status import FEASIBLE_SOLUTION
+    from optimizer.solvers.backends.highs.options import apply_options
+    from optimizer.solvers.backends.highs.status import has_plan as holds_plan
 
     lock = threading.Lock()
 
@@ -179,8 +180,7 @@ def _work() -> None:
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("log_to_console", True)
-    for name, value in problem.options.items():
-        highs.setOptionValue(name, value)
+    apply_options(highs, problem.options)
     highs.setOptionValue("time_limit", max(deadline - time.monotonic(), 0.01))
     matrix = sp.csc_matrix((problem.data, problem.indices, problem.indptr),
                            shape=(len(problem.row_lower), len(problem.cost)))
@@ -215,7 +215,7 @@ def _work() -> None:
     highs.cbMipInterrupt.subscribe(interrupt)
     highs.run()
     info = highs.getInfo()
-    has_plan = info.primal_solution_status == FEASIBLE_SOLUTION
+    has_plan = holds_plan(highs)
     bound = float(info.mip_dual_bound)
     send(("done", int(highs.getModelStatus()), highs.modelStatusToString(highs.getModelStatus()),
           float(info.objective_function_value) if has_plan else None, bound if np.isfinite(bound) else None,
