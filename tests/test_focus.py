@@ -149,3 +149,17 @@ def test_the_service_serves_the_same_focus_csv(solved, tmp_path):
             assert status == 200 and text == export_focus(instance, target, period)
     finally:
         server.stop()
+
+
+def test_a_start_without_a_zone_is_utc_whatever_the_machines_zone(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        rows = focus_rows(optimizer.instance_from_data({**DATA, "start": "2026-01-05T00:00:00"}), [
+            {"hour": 0, "workload": "chat", "pool": "own", "chips": 1}], [])
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert rows[0]["ChargePeriodStart"] == "2026-01-05T00:00:00Z"

@@ -78,9 +78,9 @@ def focus_rows(instance: Instance, allocations: Any, reservations: Any, period: 
     pools = {pool.id: pool for pool in instance.pools}
     sites = {site.id: site for site in instance.sites}
     chips = {chip.id: chip for chip in instance.chips}
-    start = instance.start.astimezone(timezone.utc) if instance.start is not None else _EPOCH
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=timezone.utc)
+    start = instance.start if instance.start is not None else _EPOCH
+    # A start without a zone is UTC (astimezone would read it as the machine's local time).
+    start = start.replace(tzinfo=timezone.utc) if start.tzinfo is None else start.astimezone(timezone.utc)
     billing_start, billing_end = start, start + timedelta(hours=instance.hours)
 
     def bounds(first_hour: int) -> tuple[str, str]:
