@@ -12,7 +12,7 @@ from optimizer.model.build import build_model
 from optimizer.model.data import build_model_data
 from optimizer.plans import outcome as outcome_module
 from optimizer.plans.checker import CheckReport
-from optimizer.surfaces.service.runner import job_result
+from optimizer.surfaces.service.job import job_result
 from tests.helpers import chipmix, inference, instance_data, pool, solve_checked, training
 
 #: Generated instances on which HiGHS's incumbent, stopped at the 0.1% gap, carried unmet demand

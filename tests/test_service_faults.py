@@ -86,12 +86,12 @@ def until(check, timeout: float = 60.0, step: float = 0.2):
 
 
 def solver_processes(server: Server) -> list[psutil.Process]:
-    """The server's job processes (spawned children running a job, not the resource tracker)."""
+    """The server's job processes (optimizer.surfaces.service.job processes and their HiGHS workers)."""
     out = []
     for child in psutil.Process(server.process.pid).children(recursive=True):
         with contextlib.suppress(psutil.Error):
             line = " ".join(child.cmdline())
-            if "spawn_main" in line or "highs.worker" in line:
+            if "service.job" in line or "highs.worker" in line:
                 out.append(child)
     return out
 
@@ -174,7 +174,7 @@ def test_a_killed_job_process_fails_its_job_and_the_next_runs(small_disk):
     with serving(small_disk / "jobs.sqlite") as server:
         doomed = request(server, "POST", "/v1/solves", job_body("killed", 30))[1]
         wait(server, doomed["id"], until=("running",), timeout=60)
-        victims = until(lambda: [p for p in solver_processes(server) if "spawn_main" in " ".join(p.cmdline())], timeout=30)
+        victims = until(lambda: [p for p in solver_processes(server) if "service.job" in " ".join(p.cmdline())], timeout=30)
         for victim in victims:
             victim.kill()
         job = wait(server, doomed["id"], timeout=60)

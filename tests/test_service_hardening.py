@@ -3,7 +3,6 @@ server: a real `chipmix serve` on a loopback port."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import time
@@ -11,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from optimizer.surfaces.service.runner import job_result, run_job
+from optimizer.surfaces.service.job import JobProcess, job_result
 from tests.helpers import instance_data
 from tests.test_service import DEFAULT, ROOT, Server, request, wait
 
@@ -60,17 +59,29 @@ def test_a_job_error_carries_no_server_traceback():
 
 
 def test_a_job_over_its_memory_limit_fails_with_that_reason():
-    context = multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    process = context.Process(target=run_job, args=({"instance": DEFAULT, "options": {}}, send, 150))
-    process.start()
-    send.close()
-    message = receive.recv()
-    while message[0] == "progress":  # the protocol: progress reports, then the result
-        message = receive.recv()
-    _, status, payload = message
-    process.join(timeout=30)
+    job = JobProcess({"instance": DEFAULT, "options": {}}, 150)
+    try:
+        answer = _until(job.outcome, timeout=120)
+    finally:
+        job.kill()
+    status, payload = answer
     assert status == "failed" and payload["kind"] == "memory_limit" and "150 MB" in payload["message"]
+
+
+def test_a_job_process_speaks_only_its_protocol_on_stdout():
+    """Every stdout line of a job process is a protocol message: progress reports, then one result
+    (whatever the solvers print goes to stderr)."""
+    import json
+    import subprocess
+    import sys
+
+    body = {"instance": instance_data(), "options": {"engine": "pulp-cbc"}}
+    done = subprocess.run([sys.executable, "-m", "optimizer.surfaces.service.job", "0"], input=json.dumps(body),
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    messages = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 0 and messages, done.stderr
+    assert all(message[0] == "progress" for message in messages[:-1])
+    assert messages[-1][0] == "result" and messages[-1][1] == "succeeded" and messages[-1][2]["checker"]["ok"]
 
 
 def _descendants(pid: int, word: str) -> list[psutil.Process]:
@@ -120,7 +131,7 @@ def test_a_killed_server_leaves_no_solver_running(tmp_path):
         body = {"instance": {**DEFAULT, "name": "orphan"}, "options": {"mip_rel_gap": 0.0, "time_limit_s": 120}}
         job = request(lone, "POST", "/v1/solves", body)[1]
         wait(lone, job["id"], until=("running",))
-        solvers = _until(lambda: [p for p in _descendants(lone.process.pid, "spawn_main") + _descendants(
+        solvers = _until(lambda: [p for p in _descendants(lone.process.pid, "service.job") + _descendants(
             lone.process.pid, "highs.worker")] if _descendants(lone.process.pid, "highs.worker") else None)
         os.kill(lone.process.pid, signal.SIGKILL)
         lone.process.wait()

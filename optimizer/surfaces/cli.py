@@ -439,6 +439,9 @@ def serve(
         Optional[str], typer.Option(help="Comma-separated Host headers to accept (default: loopback names and --host); '*' for any.")
     ] = None,
     docs: Annotated[bool, typer.Option("--docs/--no-docs", help="Serve the interactive API docs at /docs.")] = False,
+    cluster: Annotated[
+        Optional[str], typer.Option(help="Dask scheduler address: run jobs on its workers (needs chipmix[dask] there and here).")
+    ] = None,
 ) -> None:
     """Run the HTTP service (POST /v1/solves, GET /v1/solves/{id}[/plan], /v1/check, /v1/validate)."""
     import os
@@ -472,8 +475,13 @@ def serve(
         db_path=str(db), workers=workers, max_queued=max_queued, max_body_bytes=int(max_body_mb * 1_000_000),
         default_time_limit_s=default_time_limit, max_time_limit_s=max_time_limit, grace_s=grace,
         job_memory_mb=job_memory_mb, api_keys=keys.tenants, no_auth=no_auth, allowed_hosts=hosts, docs=docs,
+        cluster=cluster,
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    try:
+        service = create_app(settings)
+    except ChipmixError as exc:  # the cluster is out of reach
+        _fail(str(exc), EXIT_INPUT)
+    uvicorn.run(service, host=host, port=port, log_level="warning")
 
 
 @app.command("api-key")

@@ -40,7 +40,7 @@ from optimizer.input.loading import instance_from_data, validate_document
 from optimizer.solvers.options import SolveOptions
 from optimizer.input.schema import Instance
 from optimizer.surfaces.service.auth import ApiKeys
-from optimizer.surfaces.service.runner import Runner
+from optimizer.surfaces.service.runner import LocalJobs, Runner
 from optimizer.solvers.result import relative_gap
 from optimizer.surfaces.service.store import STATUSES, IdempotencyConflict, JobStore, QueueFull
 
@@ -65,6 +65,8 @@ class ServiceSettings(BaseModel):
                                      description="Host headers accepted (others get 400); '*' accepts any.")
     docs: bool = Field(default=False, description="Serve the interactive API docs at /docs.")
     max_analysis_solves: int = Field(default=200, ge=1, description="Most solves one lock-in or sweep job may run.")
+    cluster: str | None = Field(default=None, description="Dask scheduler address: run the jobs on its workers "
+                                                          "instead of in processes beside the server.")
 
 
 class SolveRequest(BaseModel):
@@ -204,8 +206,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     if not keys and not settings.no_auth:
         raise ValueError("the service needs API keys, or no_auth")
     store = JobStore(settings.db_path)
+    if settings.cluster:
+        from optimizer.surfaces.service.cluster import ClusterJobs
+
+        executor = ClusterJobs(settings.cluster, settings.job_memory_mb)  # ClusterUnavailable if out of reach
+    else:
+        executor = LocalJobs(settings.job_memory_mb)
     runner = Runner(store, settings.workers, settings.max_time_limit_s + settings.grace_s, settings.grace_s,
-                    memory_mb=settings.job_memory_mb)
+                    executor=executor)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -512,6 +520,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             problems.append("job runner: not running")
         if runner.store_error and not store_problem:
             problems.append(f"job runner: its last store call failed ({runner.store_error})")
+        executor_problem = await asyncio.to_thread(runner.executor.problem)
+        if executor_problem:
+            problems.append(executor_problem)
         body: dict[str, Any] = {"status": "not ready" if problems else "ready", "problems": problems,
                                 "unrecorded": runner.unrecorded}
         if not store_problem:

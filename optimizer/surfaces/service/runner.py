@@ -1,9 +1,11 @@
-"""A bounded pool of solver processes, off the event loop.
+"""A bounded pool of job processes, off the event loop.
 
-Each job runs in its own process (spawned, not forked: the server has threads), so a job can be
-killed at its hard time limit or on cancellation without touching the others, and a crash in a
-solver takes down one job, not the server.  One thread starts queued jobs while fewer than
-``workers`` run, collects what finished processes send back, and kills those past their limit.
+Each job runs in its own process (optimizer.surfaces.service.job), so a job can be killed at its
+hard time limit or on cancellation without touching the others, and a crash in a solver takes down
+one job, not the server.  Where the processes run is the executor's business: beside the server
+(:class:`LocalJobs`) or on the workers of a Dask cluster (``chipmix serve --cluster``,
+optimizer.surfaces.service.cluster).  One thread starts queued jobs while fewer than ``workers``
+run, collects what finished jobs send back, and kills those past their limit.
 
 The job store can fail under it (a read-only or full disk, a deleted file).  The runner never
 lets that stop it: a finished job's result is taken off its process at once and held until the
@@ -15,151 +17,61 @@ reason, if the store takes that), no job is started while the store cannot claim
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
-import resource
-import signal
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
+from optimizer.surfaces.service.job import JobProcess
 from optimizer.surfaces.service.store import JobStore
 
-_CONTEXT = multiprocessing.get_context("spawn")
 log = logging.getLogger("chipmix.service")
 
 
-def plan_payload(plan, report) -> dict[str, Any]:
-    """The plan as JSON-able tables, with the independent checker's verdict on them."""
-    from optimizer.plans.plan import ALLOCATION_COLUMNS, RESERVATION_COLUMNS
+class Executor(Protocol):
+    """Where job processes run.  ``start`` returns a handle the other calls take."""
 
-    return {
-        "summary": plan.summary(),
-        "allocations": plan.allocations[ALLOCATION_COLUMNS].to_dict("records"),
-        "reservations": plan.reservations[RESERVATION_COLUMNS].to_dict("records"),
-        "unmet": plan.unmet.to_dict("records"),
-        "shortfall": plan.shortfall.to_dict("records"),
-        "details": plan.details,
-        "checker": {"ok": report.ok, "violations": report.violations},
-    }
+    def start(self, job_id: str, request: dict[str, Any]) -> Any: ...
+    def take_progress(self, handle: Any) -> list[list]: ...
+    def outcome(self, handle: Any) -> tuple[str, dict] | None: ...
+    def kill(self, handle: Any) -> None: ...
+    def release(self, handle: Any) -> None: ...
+    def problem(self) -> str | None: ...
+    def close(self) -> None: ...
 
 
-def _own_group_and_limits(memory_mb: int | None) -> None:
-    """A job process leads its own process group, so that killing the group ends every solver it
-    started (CBC, the HiGHS worker); it ends that group itself if the server dies (orphaned, it
-    would go on solving beside the restarted server's re-run); and it may use at most
-    ``memory_mb`` of address space (a 300-byte instance can ask for gigabytes)."""
-    os.setsid()
-    parent = os.getppid()
+class LocalJobs:
+    """Job processes beside the server."""
 
-    def follow_parent() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os.killpg(0, signal.SIGKILL)
+    def __init__(self, memory_mb: int | None):
+        self.memory_mb = memory_mb
 
-    threading.Thread(target=follow_parent, name="chipmix-job-parent", daemon=True).start()
-    if memory_mb is not None:
-        limit = int(memory_mb) * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    def start(self, job_id: str, request: dict[str, Any]) -> JobProcess:
+        return JobProcess(request, self.memory_mb, name=f"job-{job_id[:8]}")
 
+    def take_progress(self, handle: JobProcess) -> list[list]:
+        return handle.take_progress()
 
-def kill_group(process) -> None:
-    """Kill a job process and everything it started (its process group)."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group is gone already
-    process.kill()
+    def outcome(self, handle: JobProcess) -> tuple[str, dict] | None:
+        return handle.outcome()
 
+    def kill(self, handle: JobProcess) -> None:
+        handle.kill()
 
-def run_job(request: dict[str, Any], connection: Connection, memory_mb: int | None = None) -> None:
-    """Body of a job process: its own process group and memory limit, then :func:`job_result`
-    sent back on ``connection``."""
-    _own_group_and_limits(memory_mb)
-    lock = threading.Lock()  # solver callbacks report from their own threads
+    def release(self, handle: JobProcess) -> None:
+        handle.kill()  # whatever it left running (a solver it started)
 
-    def report(seconds: float, incumbent: float | None, bound: float | None) -> None:
-        with lock:
-            connection.send(("progress", round(seconds, 3), incumbent, bound))
+    def problem(self) -> str | None:
+        return None
 
-    status, payload = job_result(request, memory_mb, on_progress=report)
-    with lock:
-        connection.send(("result", status, payload))
-    connection.close()
-
-
-def _table_result(kind: str, frame) -> tuple[str, dict[str, Any]]:
-    """A lock-in or sweep table as JSON rows (NaN as null)."""
-    import math
-
-    rows = [{key: (None if isinstance(value, float) and math.isnan(value) else value) for key, value in row.items()}
-            for row in frame.to_dict("records")]
-    return "succeeded", {"kind": kind, "columns": list(frame.columns), "rows": rows}
-
-
-def _analysis_result(request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """A lock-in table or a sweep as a job: every plan in it goes through the checker (lockin.run_plan)."""
-    from optimizer.analyses.lockin import lockin_table, sweep
-    from optimizer.analyses.scenarios import scenarios_from_data
-    from optimizer.input.loading import instance_from_data
-    from optimizer.solvers.options import SolveOptions
-
-    instance = instance_from_data(request["instance"], source="instance")
-    options = SolveOptions(**request["options"])
-    if request["kind"] == "lockin":
-        frame = lockin_table(instance, options, request.get("restrictions"), greedy=request.get("greedy", True))
-    else:  # one job is one worker slot: its solves run one after another
-        scenarios = scenarios_from_data(request["scenarios"], instance, "scenarios")
-        frame = sweep(instance, scenarios, request.get("restrictions"), options, workers=1)
-    return _table_result(request["kind"], frame)
-
-
-def job_result(request: dict[str, Any], memory_mb: int | None = None,
-               on_progress=None) -> tuple[str, dict[str, Any]]:
-    """Solve and check through the outcome layer the CLI uses: ("succeeded" | "failed", payload).
-    Only a plan the checker passes is "succeeded".  A lock-in or sweep job (``kind``) returns its
-    table."""
-    try:
-        if request.get("kind", "solve") != "solve":
-            return _analysis_result(request)
-        from optimizer.input.loading import instance_from_data
-        from optimizer.plans.outcome import OutcomeKind, run_solve
-        from optimizer.solvers.options import SolveOptions
-
-        instance = instance_from_data(request["instance"], source="instance")
-        from optimizer.solvers.progress import Progress
-
-        progress = Progress(on_record=on_progress) if on_progress is not None else None
-        outcome = run_solve(instance, SolveOptions(**request["options"]), source="instance", progress=progress)
-        if outcome.ok:
-            result = ("succeeded", plan_payload(outcome.plan, outcome.check))
-        else:
-            error: dict[str, Any] = {"kind": outcome.kind.value, "message": outcome.message}
-            if outcome.kind is OutcomeKind.NO_PLAN:
-                error["bound_usd"] = outcome.plan.bound_usd
-            if outcome.kind is OutcomeKind.VIOLATIONS:
-                error["violations"] = outcome.check.violations
-                error["plan"] = plan_payload(outcome.plan, outcome.check)  # for inspection; never a success
-            result = ("failed", error)
-    except MemoryError:
-        result = ("failed", {"kind": "memory_limit",
-                             "message": f"the job needed more than its {memory_mb} MB of memory; solve a smaller "
-                                        "instance, or ask the operator for a larger --job-memory-mb"})
-    except Exception as exc:  # a job's failure is reported in the job, never raised in the server
-        # The client gets what failed, not the server's traceback (its paths are the server's
-        # business): that goes to the server's log.
-        log.exception("job failed")
-        result = ("failed", {"kind": "error", "message": f"{type(exc).__name__}: {exc}"})
-    return result
+    def close(self) -> None:
+        pass
 
 
 @dataclass
 class _Running:
-    process: Any
-    connection: Connection
+    handle: Any  # the executor's
     deadline: float
     progress: list = field(default_factory=list)  # [seconds, incumbent, bound] as the solver reports
 
@@ -186,12 +98,12 @@ STORE_ERRORS = (sqlite3.Error, OSError)
 
 
 class Runner:
-    """Starts queued jobs in processes, at most ``workers`` at a time."""
+    """Starts queued jobs on ``executor``, at most ``workers`` at a time."""
 
     def __init__(self, store: JobStore, workers: int, hard_limit_s: float, grace_s: float, poll_s: float = 0.05,
-                 memory_mb: int | None = None):
+                 executor: Executor | None = None):
         self.store = store
-        self.memory_mb = memory_mb
+        self.executor: Executor = executor if executor is not None else LocalJobs(memory_mb=None)
         self.workers = workers
         self.hard_limit_s = hard_limit_s
         self.grace_s = grace_s
@@ -243,9 +155,10 @@ class Runner:
             self._thread.join(timeout=10)
         with self._lock:
             for running in self._running.values():
-                kill_group(running.process)
-                running.process.join(timeout=5)
+                self.executor.kill(running.handle)
+                self.executor.release(running.handle)
             self._running.clear()
+        self.executor.close()
 
     def cancel(self, job_id: str) -> None:
         with self._lock:
@@ -285,18 +198,14 @@ class Runner:
             job = self._store(self.store.claim_next)
             if job is None:
                 return
-            receive, send = _CONTEXT.Pipe(duplex=False)
-            process = _CONTEXT.Process(target=run_job, args=(job.request, send, self.memory_mb), name=f"chipmix-job-{job.id[:8]}", daemon=True)
             try:
-                process.start()
+                handle = self.executor.start(job.id, job.request)
             except Exception as exc:  # no process (out of memory, say): the job fails, the runner goes on
-                receive.close()
-                send.close()
+                log.exception("job %s could not start", job.id)
                 self._ended[job.id] = _Ended("failed", None, {"kind": "error", "message": f"could not start the job: {exc}"})
                 continue
-            send.close()
             with self._lock:
-                self._running[job.id] = _Running(process, receive, time.monotonic() + self.job_limit_s(job.request))
+                self._running[job.id] = _Running(handle, time.monotonic() + self.job_limit_s(job.request))
 
     def _reap(self) -> None:
         """Take every finished (or killed) job off its process, into ``_ended``: no store call here
@@ -316,43 +225,27 @@ class Runner:
         for job_id, running in items:
             ended: _Ended | None = None
             if job_id in cancels:
-                kill_group(running.process)
+                self.executor.kill(running.handle)
                 ended = _Ended("canceled", None, {"kind": "canceled", "message": "canceled by request"})
             else:
-                ended = self._drain(running)  # None: no result yet
-            if ended is None and not running.process.is_alive() and not running.connection.poll():
-                ended = _Ended("failed", None, {"kind": "error",
-                                                "message": f"the solver process exited with code {running.process.exitcode}"})
-            elif ended is None and time.monotonic() > running.deadline:
-                kill_group(running.process)
+                reports = self.executor.take_progress(running.handle)
+                if reports:
+                    with self._lock:
+                        running.progress.extend(reports)
+                answer = self.executor.outcome(running.handle)
+                if answer is not None:
+                    status, payload = answer
+                    ended = _Ended(status, payload, None) if status == "succeeded" else _Ended(status, None, payload)
+            if ended is None and time.monotonic() > running.deadline:
+                self.executor.kill(running.handle)
                 ended = _Ended("failed", None, {"kind": "hard_time_limit",
                                                 "message": "killed at the job's hard time limit; set a lower time_limit_s"})
             if ended is None:
                 continue
-            running.process.join(timeout=5)
-            kill_group(running.process)  # whatever it left running (a solver it started)
-            running.connection.close()
+            self.executor.release(running.handle)
             with self._lock:
                 self._running.pop(job_id, None)
                 self._ended[job_id] = ended
-
-    @staticmethod
-    def _drain(running: _Running) -> _Ended | None:
-        """Read what a job process has sent: its progress reports (kept), and its result if it
-        is there (then how the job ended)."""
-        try:
-            while running.connection.poll():
-                message = running.connection.recv()
-                if message[0] == "progress":
-                    running.progress.append(list(message[1:]))
-                    continue
-                _, status, payload = message
-                return _Ended(status, payload, None) if status == "succeeded" else _Ended(status, None, payload)
-        except (EOFError, OSError):  # it died (killed, out of memory) before it answered
-            running.process.join(timeout=5)
-            return _Ended("failed", None, {"kind": "error", "message": "the solver process ended without a result "
-                                                                      f"(exit code {running.process.exitcode})"})
-        return None
 
     def _record(self) -> None:
         """Hand each finished job's outcome to the store; what it refuses is tried again later, and
