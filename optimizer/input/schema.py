@@ -126,7 +126,7 @@ HourlyChips = Annotated[
 Chips = Annotated[int, Field(ge=1, le=MAX_CHIPS)]
 
 Vendor = Literal["nvidia", "google", "aws", "amd", "other"]
-Pricing = Literal["owned", "on_demand", "spot", "reserved"]
+Pricing = Literal["owned", "on_demand", "spot", "reserved", "capacity_block"]
 
 
 class StrictModel(BaseModel):
@@ -175,7 +175,8 @@ class Pool(StrictModel):
     id: Id
     site: Id = Field(description="Id of the site the chips are in.")
     chip: Id = Field(description="Id of the chip type.")
-    pricing: Pricing = Field(description="owned | on_demand | spot | reserved.")
+    pricing: Pricing = Field(description="owned | on_demand | spot | reserved | capacity_block (usable only "
+                                         "under blocks bought from a capacity_blocks offer).")
     usd_per_chip_hour: Usd = Field(
         description="Price of one chip for one hour, USD (reserved: paid for every hour of the horizon)."
     )
@@ -258,6 +259,81 @@ class TrainingWorkload(StrictModel):
 Workload = Annotated[Union[InferenceWorkload, TrainingWorkload], Field(discriminator="type")]
 
 
+# --- procurement instruments (docs/formulation.md, "Procurement") -------------------------------
+
+IdOrIds = Union[Id, list[Id]]
+
+
+class AppliesTo(StrictModel):
+    """Which pools an instrument covers: every pool that matches each given field (a value or a
+    list of values); fields left out match anything."""
+
+    vendor: Union[Vendor, list[Vendor]] | None = None
+    chip: IdOrIds | None = None
+    cloud: Union[Annotated[str, Field(min_length=1)], list[Annotated[str, Field(min_length=1)]]] | None = None
+    site: IdOrIds | None = None
+    pool: IdOrIds | None = None
+
+
+class BoughtBlocks(StrictModel):
+    """Capacity blocks already bought: fixed, and paid whether used or not."""
+
+    start_hour: NonNegativeInt
+    blocks: Annotated[int, Field(ge=1, le=MAX_CHIPS)]
+
+
+class CapacityBlockOffer(StrictModel):
+    """A capacity-block offer (the AWS EC2 Capacity Blocks for ML shape): blocks of the pool's
+    ``block`` chips for ``duration_hours``, starting in [earliest_start_hour, latest_start_hour]
+    every ``start_step_hours``, prepaid at ``usd_per_chip_hour`` for every chip-hour of the block."""
+
+    id: Id
+    pool: Id = Field(description="A pool with pricing capacity_block.")
+    duration_hours: Annotated[int, Field(ge=1, le=MAX_HOURS)]
+    earliest_start_hour: NonNegativeInt = Field(default=0, description="Lead time: the first hour a block may start.")
+    latest_start_hour: NonNegativeInt | None = Field(
+        default=None, description="Last hour a block may start; null means hours - duration_hours.")
+    start_step_hours: Annotated[int, Field(ge=1, le=MAX_HOURS)] = Field(
+        default=1, description="Blocks start every this many hours from earliest_start_hour (24: daily).")
+    usd_per_chip_hour: Usd = Field(description="Paid for every chip-hour of a block bought, used or not.")
+    max_blocks: Annotated[int, Field(ge=0, le=MAX_CHIPS)] | None = Field(
+        default=None, description="Most blocks of this offer bought over the horizon; null means unlimited.")
+    bought: list[BoughtBlocks] = Field(default_factory=list, description="Blocks already bought.")
+    description: str | None = None
+
+
+class Commitment(StrictModel):
+    """A spend commitment (Savings Plans, flexible CUDs: a USD/hour level; covered usage costs
+    (1 - discount) x the pool's rate) or a usage commitment (reserved instances, resource CUDs:
+    ``level`` chips at ``usd_per_chip_hour``).  The level is paid every hour of the window, used
+    or not."""
+
+    id: Id
+    kind: Literal["spend", "usage"]
+    applies_to: AppliesTo = Field(description="The on_demand pools it covers.")
+    discount: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] | None = Field(
+        default=None, description="spend: covered usage costs (1 - discount) x the pool's usd_per_chip_hour.")
+    usd_per_chip_hour: Usd | None = Field(default=None, description="usage: the committed rate per chip-hour.")
+    start_hour: NonNegativeInt = 0
+    end_hour: NonNegativeInt | None = Field(default=None, description="Exclusive end of the window; null means hours.")
+    level: Annotated[float, Field(ge=0, le=MAX_USD, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="null: chipmix chooses it; a number: already bought (spend: USD/hour; usage: whole chips).")
+    max_level: Annotated[float, Field(ge=0, le=MAX_USD, allow_inf_nan=False)] | None = Field(
+        default=None, description="Largest level chipmix may choose; null means no limit beyond the pools' chips.")
+    description: str | None = None
+
+
+class Contract(StrictModel):
+    """A take-or-pay minimum with a provider: what the matching pools bill over the horizon below
+    ``min_usd`` is paid anyway."""
+
+    id: Id
+    applies_to: AppliesTo
+    min_usd: Annotated[float, Field(gt=0, le=MAX_USD * 1000, allow_inf_nan=False)]
+    description: str | None = None
+
+
 class Instance(StrictModel):
     """A planning problem: chips, sites, pools of chips and the workloads to serve."""
 
@@ -271,10 +347,21 @@ class Instance(StrictModel):
     sites: list[Site] = Field(min_length=1)
     pools: list[Pool] = Field(min_length=1)
     workloads: list[Workload] = Field(min_length=1)
+    capacity_blocks: list[CapacityBlockOffer] = Field(default_factory=list)
+    commitments: list[Commitment] = Field(default_factory=list)
+    contracts: list[Contract] = Field(default_factory=list)
 
     def sha256(self) -> str:
         """The instance's fingerprint: sha256 of its canonical form (every field, defaults
         filled in, keys sorted), so two files that mean the same instance have the same one.
         A plan's summary.json carries it, and the checker refuses a plan made for another."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        for key in INSTRUMENT_LISTS:  # absent and empty are one instance (fingerprints from before them hold)
+            if not data[key]:
+                del data[key]
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+#: The instance's optional lists of procurement instruments.
+INSTRUMENT_LISTS = ("capacity_blocks", "commitments", "contracts")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from optimizer.errors import FieldError
+from optimizer.input.instruments import check_instruments, latest_start
 from optimizer.input.schema import InferenceWorkload, Instance, Pool, TrainingWorkload
 from optimizer.units import EFLOP_PER_TFLOPS_HOUR, gang_duration_hours, hour_ranges
 
@@ -136,6 +137,9 @@ def check_instance(instance: Instance) -> list[FieldError]:
     if errors:
         # The face-value demand checks below need resolved ids and right lengths.
         return errors
+    errors += check_instruments(instance)
+    if errors:
+        return errors
     errors += _model_size(instance)
     if errors:
         return errors
@@ -213,8 +217,15 @@ def _impossible_hard_demand(instance: Instance, workload_paths: list[str]) -> li
     """Hard demand that exceeds what every eligible chip could deliver, alone and unpowered-capped."""
     errors: list[FieldError] = []
     chips = {chip.id: chip for chip in instance.chips}
+    # A capacity_block pool's chips exist only in hours one of its offers' blocks could cover.
+    block_hours: dict[str, set[int]] = {}
+    for offer in instance.capacity_blocks:
+        last = latest_start(offer, instance.hours) + offer.duration_hours
+        block_hours.setdefault(offer.pool, set()).update(range(offer.earliest_start_hour, last))
 
     def usable_chips(pool: Pool, hour: int) -> int:
+        if pool.pricing == "capacity_block" and hour not in block_hours.get(pool.id, ()):
+            return 0
         available = int(_hourly_value(pool.available, hour))
         return available - available % pool.block
 

@@ -22,7 +22,9 @@ def build_model(
     """The chipmix MILP.  ``elastic=True`` builds the diagnostic model: hard demand gets
     slack and the objective is the total slack alone (see :mod:`optimizer.plans.diagnose`).
     ``fixed_reserved_blocks`` (pool index -> blocks) holds reservations already bought."""
-    ids = {"workload": data.workload_ids, "pool": data.pool_ids, "site": data.site_ids, "chip": data.chip_ids}
+    i = data.instruments
+    ids = {"workload": data.workload_ids, "pool": data.pool_ids, "site": data.site_ids, "chip": data.chip_ids,
+           "offer": i.offer_ids, "commitment": i.commitment_ids, "contract": i.contract_ids}
     ctx = BuildContext(data=data, builder=ModelBuilder(ids), elastic=elastic,
                        fixed_reserved_blocks=fixed_reserved_blocks)
     for family in FAMILIES:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from optimizer.input.schema import InferenceWorkload, Instance
+from optimizer.model.instruments import InstrumentData, block_reachable, build_instrument_data
 from optimizer.units import EFLOP_PER_TFLOPS_HOUR, gang_duration_hours
 
 __all__ = ["ModelData", "build_model_data"]
@@ -80,6 +81,9 @@ class ModelData:
     gang_blocks: np.ndarray  # gang_chips / block of the pool
     gang_rate_tflops: np.ndarray  # useful TFLOP/s of one chip of the pool for the run
 
+    #: Capacity-block offers, commitments and contracts (model/instruments.py).
+    instruments: InstrumentData = None  # type: ignore[assignment]  (always set by build_model_data)
+
     @property
     def n_alloc(self) -> int:
         return len(self.alloc_workload)
@@ -130,6 +134,13 @@ def build_model_data(instance: Instance) -> ModelData:
     pool_block = np.array([pool.block for pool in pools], dtype=np.int64)
     pool_available_chips = np.vstack([_hourly(pool.available, hours) for pool in pools]).astype(np.int64)
     pool_available_blocks = pool_available_chips // pool_block[:, None]
+    instruments = build_instrument_data(instance)
+    # A capacity_block pool's chips are usable only where its offers' blocks could cover them.
+    is_block_pool = np.array([pool.pricing == "capacity_block" for pool in pools])
+    if is_block_pool.any():
+        reach = block_reachable(instruments, len(pools), hours)
+        pool_available_blocks = np.where(is_block_pool[:, None], np.minimum(pool_available_blocks, reach),
+                                         pool_available_blocks).astype(np.int64)
     pool_interruption = np.array([pool.interruption_rate for pool in pools])
 
     workloads = instance.workloads
@@ -254,6 +265,7 @@ def build_model_data(instance: Instance) -> ModelData:
         gang_duration=gang[3],
         gang_blocks=gang[4],
         gang_rate_tflops=gang[5],
+        instruments=instruments,
     )
 
 

@@ -36,7 +36,8 @@ class Family:
     hourly: bool = True
     sense: str = ""
     elastic: bool = False  # diagnostic slack: only in the elastic model
-    covered_by: str | None = None  # a continuous column's one ">=" row family
+    covered_by: str | None = None  # a continuous slack column's one ">=" row family
+    decision: bool = False  # a continuous decision (never settled; see families.base.Variable)
     cost_terms: tuple[tuple[str, np.ndarray], ...] = ()  # (cost key, USD per unit of each column)
 
     @property
@@ -141,7 +142,7 @@ class LinearModel:
         the decomposition rely on it.  ModelError naming the families otherwise."""
         csc = self.matrix.tocsc()
         for fam in self.variables.values():
-            if fam.size == 0 or self.col_integer[fam.slice].all():
+            if fam.size == 0 or self.col_integer[fam.slice].all() or fam.decision:
                 continue
             count = np.diff(csc.indptr)[fam.slice]
             if np.any(count != 1):
@@ -173,7 +174,7 @@ class LinearModel:
         """
         self.check_continuous_columns()
         x = np.asarray(solution, dtype=float).copy()
-        continuous = ~self.col_integer
+        continuous = self.slack_columns
         if not continuous.any():
             return x
         csc = self.matrix.tocsc()
@@ -197,6 +198,20 @@ class LinearModel:
             x[j] = value
             covered[i] = covered.get(i, 0.0) + value * coef[k]
         return x
+
+    @property
+    def decision_columns(self) -> np.ndarray:
+        """Continuous decisions (coverage, spend levels): kept as the solver chose them."""
+        out = np.zeros(self.n_cols, dtype=bool)
+        for fam in self.variables.values():
+            if fam.decision:
+                out[fam.slice] = True
+        return out
+
+    @property
+    def slack_columns(self) -> np.ndarray:
+        """Continuous slack (unmet demand, shortfall): each the least its one >= row needs."""
+        return ~self.col_integer & ~self.decision_columns
 
     def values(self, solution: np.ndarray, name: str) -> np.ndarray:
         """The solution values of one variable family (zeros if the family is absent)."""
@@ -236,6 +251,7 @@ class ModelBuilder:
         hourly: bool = True,
         elastic: bool = False,
         covered_by: str | None = None,
+        decision: bool = False,
         cost_terms: dict[str, np.ndarray | float] | None = None,
     ) -> Family:
         """Columns; ``cost`` is each column's objective coefficient, ``cost_terms`` how it splits
@@ -243,7 +259,7 @@ class ModelBuilder:
         size = len(coords[0]) if coords else 1
         terms = tuple((key, np.broadcast_to(np.asarray(v, dtype=float), (size,))) for key, v in (cost_terms or {}).items())
         fam = Family(name, dims, tuple(np.asarray(c) for c in coords), self._n_cols, size, hourly=hourly,
-                     elastic=elastic, covered_by=covered_by, cost_terms=terms)
+                     elastic=elastic, covered_by=covered_by, decision=decision, cost_terms=terms)
         self._cols.append(
             tuple(np.broadcast_to(np.asarray(v, dtype=float), (size,)) for v in (lower, upper, cost))
             + (np.full(size, integer),)

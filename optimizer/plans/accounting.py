@@ -16,6 +16,9 @@ import pandas as pd
 from optimizer.input.schema import Instance
 from optimizer.model.data import ModelData
 from optimizer.model.families import cost_terms
+from optimizer.plans.instruments import (
+    Bought, block_fees, commitment_fees, contract_shortfalls, covered_usd_by_pool, coverage_table, purchase_table,
+)
 from optimizer.units import EFLOP_PER_PFLOPS_HOUR, EFLOP_PER_TFLOPS_HOUR
 
 if TYPE_CHECKING:
@@ -71,14 +74,17 @@ def account_plan(
     reserved_chips: np.ndarray,
     gang_started: np.ndarray | None = None,
     model_costs: dict[str, float] | None = None,
+    bought: Bought | None = None,
 ) -> None:
     """Fill the plan's frames, costs and unmet demand from whole chips per eligible allocation.
 
     ``chips`` is aligned with ``data.alloc_*``; ``reserved_chips`` with ``data.pool_ids``;
     ``gang_started`` (bool) with ``data.gang_*``: a started gang run holds its chips in every
-    hour of its span.  Every number is recomputed from these, never taken from a solver's
-    objective.
+    hour of its span; ``bought`` is what the plan buys of the instruments (None: nothing beyond
+    what was bought already).  Every number is recomputed from these, never taken from a
+    solver's objective.
     """
+    bought = bought if bought is not None else Bought.none(data)
     if gang_started is None:
         gang_started = np.zeros(len(data.gang_workload), dtype=bool)
     option, span_hour = data.gang_spans(np.nonzero(gang_started)[0])
@@ -133,7 +139,12 @@ def account_plan(
     )
 
     usage_price = np.where(data.pool_reserved[pool], 0.0, data.pool_usd_per_chip_hour[pool])
-    usage = float(np.sum(chips * usage_price))
+    usage_by_pool = np.bincount(pool, weights=chips * usage_price, minlength=len(data.pool_ids))
+    covered = covered_usd_by_pool(data, bought)
+    usage = float(np.sum(chips * usage_price) - covered.sum())  # commitments pay for the covered chips
+    shortfalls = contract_shortfalls(data, bought, usage_by_pool, reserved_chips)
+    plan.purchases = purchase_table(data, bought, shortfalls)
+    plan.coverage = coverage_table(data, bought)
     reserved = float(np.sum(reserved_chips * data.pool_usd_per_chip_hour) * data.hours)
     energy = float(
         np.sum(chips * data.pool_chip_power_kw[pool] * data.site_energy_usd_per_kwh[data.pool_site[pool], hour])
@@ -144,7 +155,9 @@ def account_plan(
     )
     # A family's own cost term (beyond these) is priced by its declared cost terms at the plan's
     # whole-number decisions; a plan with no model values (greedy) buys none of it.
-    base = {"usage": usage, "reserved": reserved, "energy": energy, "penalty": penalty}
+    base = {"usage": usage, "reserved": reserved, "energy": energy, "penalty": penalty,
+            "blocks": float(block_fees(data, bought).sum()), "commitments": float(commitment_fees(data, bought).sum()),
+            "contract_shortfall": float(shortfalls.sum())}
     costs = {term.key: base[term.key] if term.key in base else float((model_costs or {}).get(term.key, 0.0))
              for term in COST_TERMS}
     costs["total"] = sum(costs.values())  # added in COST_TERMS order, the base terms first

@@ -16,6 +16,7 @@ from optimizer.input.schema import Instance
 from optimizer.plans.checker import CheckReport, check_tables
 from optimizer.plans.plan import ALLOCATION_COLUMNS, RESERVATION_COLUMNS, Plan
 from optimizer.plans.solve import solve
+from optimizer.solvers.backends import SolverError
 from optimizer.solvers.options import SolveOptions
 from optimizer.solvers.progress import Progress
 
@@ -56,7 +57,7 @@ class Outcome:
 def check_plan_tables(instance: Instance, plan: Plan, name: str = "plan") -> CheckReport:
     """The independent checker on a plan in memory: the tables ``plan.write`` would write."""
     return check_tables(instance, plan.allocations[ALLOCATION_COLUMNS], plan.reservations[RESERVATION_COLUMNS],
-                        plan.summary(), name=name)
+                        plan.summary(), name=name, purchases=plan.purchases, coverage=plan.coverage)
 
 
 def run_solve(instance: Instance, options: SolveOptions | None = None, *, source: str | None = None,
@@ -69,8 +70,8 @@ def run_solve(instance: Instance, options: SolveOptions | None = None, *, source
         plan = solve(instance, options, fixed_reservations=fixed_reservations, progress=progress)
     except InputError:
         raise
-    except ChipmixError as exc:  # a solver failure says nothing about the instance
-        return Outcome(OutcomeKind.ERROR, str(exc))
+    except (ChipmixError, SolverError) as exc:  # a solver failure says nothing about the instance
+        return Outcome(OutcomeKind.ERROR, f"{source}: the solver failed: {exc}")
     if plan.status.value == "infeasible":
         report = plan.infeasibility.render() if plan.infeasibility else "the solver proved it infeasible"
         return Outcome(OutcomeKind.INFEASIBLE, f"{source}: infeasible: hard demand cannot be met\n{report}", plan)

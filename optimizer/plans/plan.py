@@ -4,6 +4,9 @@
 
 - ``allocations.csv``: ``hour,workload,pool,chips``, one row per non-zero allocation;
 - ``reservations.csv``: ``pool,chips``, one row per reserved-pricing pool (0 if none held);
+- ``purchases.csv``: ``instrument,kind,start_hour,quantity,unit,usd``, one row per capacity-block
+  purchase, per commitment (its level, 0 if none) and per contract (its shortfall);
+- ``coverage.csv``: ``hour,pool,commitment,chips``, the chips each commitment paid for;
 - ``summary.json``: exactly the keys of :data:`SUMMARY_KEYS`;
 
 and, beside them, ``unmet.csv`` (``workload,hour,unmet_pflops``), ``shortfall.csv``
@@ -25,6 +28,7 @@ import pandas as pd
 from optimizer.errors import ChipmixError
 from optimizer.files import replace_folder, staging_folder
 from optimizer.plans.accounting import COST_KEYS
+from optimizer.plans.instruments import COVERAGE_COLUMNS, PURCHASE_COLUMNS
 from optimizer.solvers.result import SolveStatus
 
 SUMMARY_KEYS = (
@@ -44,7 +48,8 @@ SUMMARY_KEYS = (
 )
 ALLOCATION_COLUMNS = ["hour", "workload", "pool", "chips"]
 RESERVATION_COLUMNS = ["pool", "chips"]
-PLAN_FILES = ("allocations.csv", "reservations.csv", "summary.json", "unmet.csv", "shortfall.csv", "details.json")
+PLAN_FILES = ("allocations.csv", "reservations.csv", "purchases.csv", "coverage.csv", "summary.json", "unmet.csv",
+              "shortfall.csv", "details.json")
 
 
 def _json_number(value: float | None) -> float | str | None:
@@ -69,6 +74,8 @@ class Plan:
     gap: float | None
     allocations: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ALLOCATION_COLUMNS))
     reservations: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RESERVATION_COLUMNS))
+    purchases: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PURCHASE_COLUMNS))
+    coverage: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COVERAGE_COLUMNS))
     unmet: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["workload", "hour", "unmet_pflops"]))
     shortfall: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["workload", "short_eflop"]))
     cost_usd: dict[str, float] = field(default_factory=dict)
@@ -114,6 +121,9 @@ class Plan:
         try:
             self.allocations[ALLOCATION_COLUMNS].to_csv(staging / "allocations.csv", index=False)
             self.reservations[RESERVATION_COLUMNS].to_csv(staging / "reservations.csv", index=False)
+            # Written exactly (repr), so the checker recomputes fees and coverage from the same numbers.
+            self.purchases[PURCHASE_COLUMNS].to_csv(staging / "purchases.csv", index=False)
+            self.coverage[COVERAGE_COLUMNS].to_csv(staging / "coverage.csv", index=False)
             self.unmet.to_csv(staging / "unmet.csv", index=False, float_format="%.9g")
             self.shortfall.to_csv(staging / "shortfall.csv", index=False, float_format="%.9g")
             (staging / "summary.json").write_text(json.dumps(self.summary(), indent=2) + "\n")

@@ -14,10 +14,13 @@ from optimizer.input.schema import Instance
 from optimizer.model.build import build_model
 from optimizer.model.data import ModelData, build_model_data
 from optimizer.model.families.allocation import BLOCKS
+from optimizer.model.families.block_capacity import BLOCKS_BOUGHT
+from optimizer.model.families.commitment_cover import SPEND_COVERED, SPEND_LEVEL, USAGE_COVERED, USAGE_LEVEL
 from optimizer.model.families.gang import GANG_START
 from optimizer.model.families.reserved_capacity import RESERVED_BLOCKS
 from optimizer.model.linear import LinearModel
 from optimizer.plans.accounting import account_plan
+from optimizer.plans.instruments import Bought
 from optimizer.plans.plan import Plan
 from optimizer.solvers.backends import SolverError, get_backend
 from optimizer.solvers.options import SolveOptions, solve_options
@@ -150,4 +153,31 @@ def _fill_plan(plan: Plan, data: ModelData, model: LinearModel, result: SolveRes
     # costs are recomputed from whole chips; this says where a difference from the objective is).
     model_costs = model.cost_breakdown(values)
     plan.details["objective_terms_usd"] = {key: round(value, 6) for key, value in model_costs.items()}
-    account_plan(plan, data, chips, reserved_chips, gang_started=started, model_costs=model_costs)
+    account_plan(plan, data, chips, reserved_chips, gang_started=started, model_costs=model_costs,
+                 bought=_bought(data, model, values))
+
+
+def _bought(data: ModelData, model: LinearModel, values: np.ndarray) -> Bought:
+    """The plan's instrument decisions from the solver's values: whole blocks and usage levels,
+    spend levels and coverage as the solver chose them (never below 0)."""
+    i = data.instruments
+    start_blocks = np.zeros(len(i.start_offer), dtype=np.int64)
+    if len(i.start_offer):
+        start_blocks[:] = np.rint(model.values(values, BLOCKS_BOUGHT.name)).astype(np.int64)
+    levels = np.zeros(len(i.commitment_ids))
+    parts = []
+    for level_var, cover_var, whole in ((USAGE_LEVEL, USAGE_COVERED, True), (SPEND_LEVEL, SPEND_COVERED, False)):
+        fam = model.variables.get(level_var.name)
+        if fam is not None and fam.size:
+            level = np.maximum(values[fam.slice], 0.0)
+            levels[fam.coords[0]] = np.rint(level) if whole else level
+        fam = model.variables.get(cover_var.name)
+        if fam is not None and fam.size:
+            chips = np.maximum(values[fam.slice], 0.0)
+            parts.append((*fam.coords, np.rint(chips) if whole else chips))
+    if parts:
+        commitment, pool, hour, chips = (np.concatenate(x) for x in zip(*parts))
+    else:
+        commitment = pool = hour = np.zeros(0, dtype=np.int64)
+        chips = np.zeros(0)
+    return Bought(start_blocks, levels, commitment.astype(np.int64), pool.astype(np.int64), hour.astype(np.int64), chips)

@@ -7,8 +7,8 @@ Adding a family: docs/architecture.md has the recipe.
 from __future__ import annotations
 
 from optimizer.model.families import (
-    allocation, gang, inference_demand, pool_capacity, reserved_capacity, single_site, site_power, training_max_chips,
-    training_work,
+    allocation, block_capacity, commitment_cover, contract_minimum, gang, inference_demand, pool_capacity,
+    reserved_capacity, single_site, site_power, training_max_chips, training_work,
 )
 from optimizer.model.families.base import BASE_COST_TERMS, ConstraintFamily, CostTerm
 
@@ -23,6 +23,9 @@ FAMILIES: tuple[ConstraintFamily, ...] = (
     training_max_chips.FAMILY,
     single_site.FAMILY,
     gang.FAMILY,
+    block_capacity.FAMILY,
+    commitment_cover.FAMILY,
+    contract_minimum.FAMILY,  # last: it reads what every other family bills
 )
 
 
@@ -44,9 +47,10 @@ def check_registry(families: tuple[ConstraintFamily, ...] = FAMILIES) -> None:
     - family, variable and row names are unique (they are the name grammar of LP files,
       reports and the checker);
     - every cost term a variable feeds is a base term or one its family brings;
-    - every continuous variable sits in exactly one ``>=`` row family, which it names
-      (``covered_by``): CP-SAT's scaling, the decomposition's repair of continuous columns and
-      the diagnosis all read a continuous column as "what that demand row lacks".
+    - every continuous variable is either slack that sits in exactly one ``>=`` row family, which
+      it names (``covered_by``): CP-SAT's scaling, the decomposition's repair of continuous columns
+      and the diagnosis all read such a column as "what that demand row lacks"; or a declared
+      ``decision`` (coverage, a spend level), never settled, which CP-SAT refuses.
     """
     names: dict[str, str] = {}
     rows = {}
@@ -67,6 +71,11 @@ def check_registry(families: tuple[ConstraintFamily, ...] = FAMILIES) -> None:
             if unknown:
                 raise RegistryError(f"{family.name}: {var.name} feeds undeclared cost terms {unknown}")
             if var.integer:
+                continue
+            if var.decision:
+                if var.covered_by is not None:
+                    raise RegistryError(f"{family.name}: {var.name} is a decision, and slack of {var.covered_by}: "
+                                        "one or the other")
                 continue
             row = rows.get(var.covered_by or "")
             if row is None or row.sense != ">=":

@@ -65,7 +65,10 @@ class Variable:
     doc: str
     hourly: bool = True  # each column belongs to the hour in its "hour" coordinate
     cost: tuple[CostTerm, ...] = ()  # the cost terms its objective coefficients feed
-    covered_by: str | None = None  # continuous: the name of the one ">=" row family it sits in
+    covered_by: str | None = None  # continuous slack: the name of the one ">=" row family it sits in
+    #: Continuous, and a decision the plan reports as the solver chose it (a commitment's coverage,
+    #: a spend level), not the slack of a row: it is never settled, and CP-SAT cannot take it.
+    decision: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,9 @@ SERVED_PFLOPS = Expression("served_pflops", ("workload", "hour"), "PFLOP/s serve
 DELIVERED_EFLOP = Expression("delivered_eflop", ("workload",), "EFLOP delivered to the training run")
 #: Chips each workload holds in each hour, from its hourly allocations.
 WORKLOAD_CHIPS = Expression("workload_chips", ("workload", "hour"), "chips the workload holds in the hour")
+#: What a pool's provider bills beyond its rate on the chips in use (POOL_BLOCKS): reserved and
+#: block fees, and minus the usage a commitment pays for.  A take-or-pay contract reads both.
+BILLED_USD = Expression("billed_usd", ("pool",), "USD the pool bills beyond its rate on the chips in use")
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,7 @@ class BuildContext:
             raise ValueError(f"{var.name}: cost terms {undeclared} are not declared by its family")
         return self.builder.add_variables(
             var.name, var.dims, coords, lower=lower, upper=upper, cost=cost, integer=var.integer,
-            hourly=var.hourly, elastic=elastic, covered_by=var.covered_by,
+            hourly=var.hourly, elastic=elastic, covered_by=var.covered_by, decision=var.decision,
             cost_terms={term.key: value for term, value in terms.items()},
         )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.model.families.base import (
-    POOL_BLOCKS, RESERVED, BuildContext, ConstraintFamily, Rows, Variable, full_pools, group,
+    BILLED_USD, POOL_BLOCKS, RESERVED, BuildContext, ConstraintFamily, Rows, Variable, full_pools, group,
 )
 
 RESERVED_BLOCKS = Variable(
@@ -46,6 +46,7 @@ class ReservedCapacity(ConstraintFamily):
                                 cost_terms={RESERVED: cost})
         column = np.full(len(d.pool_ids), -1, dtype=np.int64)
         column[pools] = fam.start + np.arange(fam.size)
+        ctx.contribute(BILLED_USD, (pools,), column[pools], cost)
         ctx.own(self)["column_of_pool"] = column
 
     def add_rows(self, ctx: BuildContext) -> None:

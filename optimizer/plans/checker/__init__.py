@@ -66,17 +66,19 @@ def check_plan(instance: Instance, plan_dir: str | Path) -> CheckReport:
 
 
 def check_tables(instance: Instance, allocations: Any, reservations: Any, summary: Any,
-                 name: str = "plan") -> CheckReport:
-    """Check a plan held in memory: ``allocations`` and ``reservations`` as DataFrames or lists of
-    dicts with the CSV columns, ``summary`` as the summary.json object."""
+                 name: str = "plan", purchases: Any = (), coverage: Any = ()) -> CheckReport:
+    """Check a plan held in memory: ``allocations``, ``reservations``, ``purchases`` and
+    ``coverage`` as DataFrames or lists of dicts with the CSV columns, ``summary`` as the
+    summary.json object."""
     report = CheckReport(name)
-    _check(instance, read_tables(allocations, reservations, summary, report.violations), report)
+    _check(instance, read_tables(allocations, reservations, summary, report.violations, purchases, coverage), report)
     return report
 
 
 def _check(instance: Instance, rows: PlanRows, report: CheckReport) -> None:
-    tables = {"allocations": rows.allocations, "reservations": rows.reservations}
-    if rows.allocations is None or rows.reservations is None or rows.summary is None:
+    tables = {"allocations": rows.allocations, "reservations": rows.reservations, "purchases": rows.purchases,
+              "coverage": rows.coverage}
+    if any(table is None for table in tables.values()) or rows.summary is None:
         return
     made_for = rows.summary.get("instance_sha256") if isinstance(rows.summary, dict) else None
     if made_for is not None and made_for != instance.sha256():

@@ -47,6 +47,10 @@ class Facts:
     delivered_eflop: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     sites_used: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     costs: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # cost key -> USD
+    #: purchases.csv: (offer, start_hour) or commitment / contract id -> (kind, start_hour, quantity, usd, where)
+    purchases: dict = field(default_factory=dict)
+    coverage: dict[tuple[str, str, int], float] = field(default_factory=dict)  # (commitment, pool, hour) -> chips
+    covered_usd: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # pool -> usage a commitment paid
     unmet_pflops_hours: float = 0.0
     short_eflop: float = 0.0
 

@@ -16,15 +16,20 @@ from typing import Any
 
 ALLOCATIONS_HEADER = ["hour", "workload", "pool", "chips"]
 RESERVATIONS_HEADER = ["pool", "chips"]
+PURCHASES_HEADER = ["instrument", "kind", "start_hour", "quantity", "unit", "usd"]
+COVERAGE_HEADER = ["hour", "pool", "commitment", "chips"]
 
 
 @dataclass
 class PlanRows:
-    """allocations.csv and reservations.csv as rows (each a dict with its ``_line``), and the summary."""
+    """allocations.csv, reservations.csv, purchases.csv and coverage.csv as rows (each a dict with
+    its ``_line``), and the summary."""
 
     allocations: list[dict[str, str]] | None
     reservations: list[dict[str, str]] | None
     summary: Any
+    purchases: list[dict[str, str]] | None = None
+    coverage: list[dict[str, str]] | None = None
 
 
 def _rows(lines, header: list[str], name: str, violations: list[str]) -> list[dict[str, str]] | None:
@@ -52,6 +57,8 @@ def read_files(plan_dir: Path, violations: list[str]) -> PlanRows:
 
     allocations = table("allocations.csv", ALLOCATIONS_HEADER)
     reservations = table("reservations.csv", RESERVATIONS_HEADER)
+    purchases = table("purchases.csv", PURCHASES_HEADER)
+    coverage = table("coverage.csv", COVERAGE_HEADER)
     summary_path = plan_dir / "summary.json"
     summary = None
     if not summary_path.exists():
@@ -61,7 +68,7 @@ def read_files(plan_dir: Path, violations: list[str]) -> PlanRows:
             summary = json.loads(summary_path.read_text())
         except json.JSONDecodeError as exc:
             violations.append(f"summary.json: not JSON ({exc})")
-    return PlanRows(allocations, reservations, summary)
+    return PlanRows(allocations, reservations, summary, purchases, coverage)
 
 
 def _text(value: Any) -> str:
@@ -79,8 +86,10 @@ def _records(table: Any) -> list[dict[str, Any]] | None:
     return list(table)
 
 
-def read_tables(allocations: Any, reservations: Any, summary: Any, violations: list[str]) -> PlanRows:
-    """Tables in memory (DataFrames, or lists of dicts keyed by the CSV headers) as plan rows."""
+def read_tables(allocations: Any, reservations: Any, summary: Any, violations: list[str],
+                purchases: Any = (), coverage: Any = ()) -> PlanRows:
+    """Tables in memory (DataFrames, or lists of dicts keyed by the CSV headers) as plan rows.
+    ``purchases`` and ``coverage`` default to none (a plan that buys no instrument)."""
     def table(records, header: list[str], name: str):
         records = _records(records)
         if records is None:
@@ -97,4 +106,5 @@ def read_tables(allocations: Any, reservations: Any, summary: Any, violations: l
         return _rows(lines, header, name, violations)
 
     return PlanRows(table(allocations, ALLOCATIONS_HEADER, "allocations.csv"),
-                    table(reservations, RESERVATIONS_HEADER, "reservations.csv"), summary)
+                    table(reservations, RESERVATIONS_HEADER, "reservations.csv"), summary,
+                    table(purchases, PURCHASES_HEADER, "purchases.csv"), table(coverage, COVERAGE_HEADER, "coverage.csv"))

@@ -38,6 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 from ortools.sat.python import cp_model
 
+from optimizer.errors import FieldError, InputError
 from optimizer.solvers.backends import Backend, SolverError
 from optimizer.model.linear import LinearModel
 from optimizer.solvers.options import SolveOptions
@@ -116,6 +117,14 @@ def scale_model(model: LinearModel) -> ScaledModel:
     # coefficient, of the family its variable declares: checked on the model itself
     # (ModelError names the family otherwise).
     model.check_continuous_columns()
+    decisions = sorted({fam.name for fam in model.variables.values() if fam.decision and fam.size})
+    if decisions:
+        # A continuous decision (a spend commitment's coverage or level) would be cut to a grid:
+        # CP-SAT's optimum and bound would be of another problem.
+        raise InputError("options", [FieldError(
+            "engine", f"cpsat takes whole-number decisions only, and this instance has continuous ones "
+                      f"({', '.join(decisions)}: its spend commitments)",
+            "solve it with --engine highs, pulp-highs or pulp-cbc")])
     continuous = ~model.col_integer
     if np.any(~continuous & ~np.isfinite(model.col_upper)):
         raise SolverError("CP-SAT needs a finite upper bound on every integer variable")

@@ -5,13 +5,15 @@ each family's limits on those facts, in this order (the order of the violations 
 
 from __future__ import annotations
 
+from optimizer.plans.checker.purchases import read_coverage, read_purchases
 from optimizer.plans.checker.rules import (
-    allocation, gang, inference_demand, pool_capacity, reserved_capacity, single_site, site_power, training_max_chips,
-    training_work,
+    allocation, block_capacity, commitment_cover, contract_minimum, gang, inference_demand, pool_capacity,
+    reserved_capacity, single_site, site_power, training_max_chips, training_work,
 )
 
 #: (plan table, reader) in reading order: reservations first (reserved capacity reads them).
-READERS = (("reservations", reserved_capacity.read), ("allocations", allocation.read))
+READERS = (("reservations", reserved_capacity.read), ("allocations", allocation.read),
+           ("purchases", read_purchases), ("coverage", read_coverage))
 RULES = (
     pool_capacity.check,
     reserved_capacity.check,
@@ -21,4 +23,7 @@ RULES = (
     gang.check,
     inference_demand.check,
     training_work.check,
+    block_capacity.check,
+    commitment_cover.check,
+    contract_minimum.check,  # after commitment_cover: it counts the usage commitments paid for
 )
