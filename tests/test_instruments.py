@@ -280,3 +280,60 @@ def test_an_instance_without_instruments_keeps_its_fingerprint():
     with_block = block_week([1])
     assert optimizer.instance_from_data(with_block).sha256() != optimizer.instance_from_data(
         {**with_block, "capacity_blocks": [{**with_block["capacity_blocks"][0], "usd_per_chip_hour": 2.5}]}).sha256()
+
+
+def test_greedy_rents_no_block_and_its_bought_levels_pay_for_what_they_cover(tmp_path):
+    from optimizer.analyses.greedy import greedy_plan
+    from optimizer.plans.outcome import check_plan_tables
+
+    # Greedy buys nothing: the capacity-block pool's free-looking chips are not its to take.
+    data = block_week(list(range(10)))
+    instance = optimizer.instance_from_data(copy.deepcopy(data))
+    plan = greedy_plan(instance)
+    assert set(plan.allocations.pool) == {"od"} and plan.purchases[plan.purchases.kind == "capacity_block"].empty
+    assert check_plan_tables(instance, plan).ok and plan.cost_usd["total"] == pytest.approx(30.0)
+    # A usage level of 2 chips bought already: greedy pays it ($2.5 x 2 x 4 = $20), and the bill
+    # applies it to 1 + 2 + 2 + 2 of its chip-hours ($28 not billed at $4): 40 - 28 + 20 = 32.
+    data = commitment_week({**USAGE, "level": 2})
+    instance = optimizer.instance_from_data(copy.deepcopy(data))
+    plan = greedy_plan(instance)
+    assert check_plan_tables(instance, plan).ok
+    assert plan.coverage.chips.tolist() == [1, 2, 2, 2]
+    assert plan.cost_usd["commitments"] == pytest.approx(20.0) and plan.cost_usd["total"] == pytest.approx(32.0)
+
+
+def test_a_restriction_keeps_only_the_instruments_on_its_pools():
+    from optimizer.analyses.lockin import restrict
+
+    data = contract_week(15.0)
+    data["commitments"] = [SPEND]
+    instance = optimizer.instance_from_data(data)
+    aws = restrict(instance, "cloud=aws")
+    assert [p.id for p in aws.pools] == ["od"] and aws.contracts == [] and [c.id for c in aws.commitments] == ["sp"]
+    neo = restrict(instance, "cloud=fluidstack")
+    assert [c.id for c in neo.contracts] == ["fs"] and neo.commitments == []
+    blocks = restrict(optimizer.instance_from_data(block_week([1])), "cloud=aws")
+    assert [o.id for o in blocks.capacity_blocks] == ["cb4"]  # both pools are aws
+
+
+def test_the_service_returns_and_checks_purchases_and_coverage(tmp_path):
+    from tests.test_service import Server, request, wait
+
+    server = Server(tmp_path / "jobs.sqlite", "--workers", "1").start()
+    try:
+        job = request(server, "POST", "/v1/solves", {"instance": commitment_week(USAGE)})[1]
+        done = wait(server, job["id"])
+        assert done["status"] == "succeeded", done
+        plan = request(server, "GET", f"/v1/solves/{job['id']}/plan")[1]
+        assert [row["instrument"] for row in plan["purchases"]] == ["ri"] and plan["purchases"][0]["quantity"] == 2
+        assert sum(row["chips"] for row in plan["coverage"]) >= 7
+        status, verdict, _ = request(server, "POST", "/v1/check", {"instance": commitment_week(USAGE), "plan": plan})
+        assert status == 200 and verdict["ok"], verdict
+        # Without its purchases the same plan pays no level: the checker says so.
+        bare = {key: plan[key] for key in ("allocations", "reservations", "summary", "coverage")}
+        verdict = request(server, "POST", "/v1/check", {"instance": commitment_week(USAGE), "plan": bare})[1]
+        assert not verdict["ok"] and any(v.startswith("usage_level[ri]: no purchases.csv row") for v in verdict["violations"])
+        status, text, _ = request(server, "GET", f"/v1/solves/{job['id']}/plan/purchases.csv")
+        assert status == 200 and text.splitlines()[0] == "instrument,kind,start_hour,quantity,unit,usd"
+    finally:
+        server.stop()

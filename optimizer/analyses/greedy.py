@@ -11,7 +11,9 @@ $/FLOP device available".
    that finishes (or the one that delivers most).  A priced run only buys slots cheaper than its
    shortfall price.  A gang run takes the cheapest (pool, start) whose whole span still has its
    chips and power, if that costs less than its shortfall (or it is hard).
-3. Greedy rents by the hour and never commits: reserved pools are not used.
+3. Greedy rents by the hour and never commits: reserved and capacity-block pools are not used,
+   and it buys no commitment (a level bought already is paid, and pays for the usage it covers,
+   as the bill would apply it).
 
 The plan is accounted by the same code as a solved plan, so it can be written and checked.  If
 greedy leaves hard demand unserved, its status is ``infeasible`` and the frames say how much.
@@ -34,7 +36,8 @@ from optimizer.units import EFLOP_PER_TFLOPS_HOUR
 
 class _State:
     def __init__(self, data: ModelData):
-        self.blocks_left = np.where(data.pool_reserved[:, None], 0, data.pool_available_blocks).astype(np.int64)
+        bought_only = data.pool_reserved | data.instruments.pool_capacity_block  # nothing to rent by the hour
+        self.blocks_left = np.where(bought_only[:, None], 0, data.pool_available_blocks).astype(np.int64)
         self.power_left_kw = data.site_power_cap_kw.copy()
         self.chips = np.zeros(data.n_alloc, dtype=np.int64)
         self.gang_started = np.zeros(len(data.gang_workload), dtype=bool)

@@ -53,9 +53,24 @@ def restrict(instance: Instance, restriction: str) -> Instance:
     kept = [p for p in instance.pools if (vendor[p.chip] if key == "vendor" else cloud[p.site]) == value]
     if not kept:
         raise InputError("--restrictions", [FieldError(restriction, f"keeps no pool of {instance.name}")])
-    # Only pools go: every other check of the instance still holds, so no re-validation is needed;
-    # demand that the kept pools cannot serve shows up as unmet or infeasible in the solve.
-    return instance.model_copy(update={"pools": kept})
+    # Only pools go, and the instruments that cover none of the kept pools (a locked-in buyer has
+    # no offer, commitment or contract with the others): every other check of the instance still
+    # holds, so no re-validation is needed; demand that the kept pools cannot serve shows up as
+    # unmet or infeasible in the solve.
+    return instance.model_copy(update={"pools": kept, **instruments_on(instance, kept)})
+
+
+def instruments_on(instance: Instance, pools: list) -> dict[str, list]:
+    """The instance's instruments that cover at least one of ``pools``."""
+    from optimizer.input.instruments import covered_pools
+
+    kept_ids = {pool.id for pool in pools}
+    narrowed = instance.model_copy(update={"pools": pools})
+    return {
+        "capacity_blocks": [offer for offer in instance.capacity_blocks if offer.pool in kept_ids],
+        "commitments": [c for c in instance.commitments if covered_pools(c, narrowed)],
+        "contracts": [c for c in instance.contracts if covered_pools(c, narrowed)],
+    }
 
 
 def plan_row(instance: Instance, plan, restriction: str, pools: int) -> dict[str, Any]:

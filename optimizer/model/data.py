@@ -136,7 +136,7 @@ def build_model_data(instance: Instance) -> ModelData:
     pool_available_blocks = pool_available_chips // pool_block[:, None]
     instruments = build_instrument_data(instance)
     # A capacity_block pool's chips are usable only where its offers' blocks could cover them.
-    is_block_pool = np.array([pool.pricing == "capacity_block" for pool in pools])
+    is_block_pool = instruments.pool_capacity_block
     if is_block_pool.any():
         reach = block_reachable(instruments, len(pools), hours)
         pool_available_blocks = np.where(is_block_pool[:, None], np.minimum(pool_available_blocks, reach),

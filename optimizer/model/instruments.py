@@ -25,6 +25,8 @@ def _floats(values) -> np.ndarray:
 class InstrumentData:
     """Instruments by index, in file order.  Units are in the names."""
 
+    pool_capacity_block: np.ndarray  # [pool] bool: usable only under blocks bought
+
     # Capacity-block offers, and one entry per (offer, start hour) a block may be bought at.
     offer_ids: list[str]
     offer_pool: np.ndarray  # [offer] -> pool index
@@ -78,6 +80,7 @@ def build_instrument_data(instance: Instance) -> InstrumentData:
     cover = [(c, p) for c, commitment in enumerate(commitments) for p in covered_pools(commitment, instance)]
     billed = [(k, p) for k, contract in enumerate(instance.contracts) for p in covered_pools(contract, instance)]
     return InstrumentData(
+        pool_capacity_block=np.asarray([pool.pricing == "capacity_block" for pool in instance.pools], dtype=bool),
         offer_ids=[offer.id for offer in offers],
         offer_pool=_ints(pool_index[offer.pool] for offer in offers),
         offer_duration_hours=_ints(offer.duration_hours for offer in offers),

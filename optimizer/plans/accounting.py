@@ -17,7 +17,7 @@ from optimizer.input.schema import Instance
 from optimizer.model.data import ModelData
 from optimizer.model.families import cost_terms
 from optimizer.plans.instruments import (
-    Bought, block_fees, commitment_fees, contract_shortfalls, covered_usd_by_pool, coverage_table, purchase_table,
+    Bought, applied_coverage, block_fees, commitment_fees, contract_shortfalls, covered_usd_by_pool, coverage_table, purchase_table,
 )
 from optimizer.units import EFLOP_PER_PFLOPS_HOUR, EFLOP_PER_TFLOPS_HOUR
 
@@ -80,11 +80,11 @@ def account_plan(
 
     ``chips`` is aligned with ``data.alloc_*``; ``reserved_chips`` with ``data.pool_ids``;
     ``gang_started`` (bool) with ``data.gang_*``: a started gang run holds its chips in every
-    hour of its span; ``bought`` is what the plan buys of the instruments (None: nothing beyond
-    what was bought already).  Every number is recomputed from these, never taken from a
-    solver's objective.
+    hour of its span; ``bought`` is what the plan buys of the instruments and the usage its
+    commitments pay for (None: nothing beyond what was bought already, applied to the plan's
+    usage as a bill would).  Every number is recomputed from these, never taken from a solver's
+    objective.
     """
-    bought = bought if bought is not None else Bought.none(data)
     if gang_started is None:
         gang_started = np.zeros(len(data.gang_workload), dtype=bool)
     option, span_hour = data.gang_spans(np.nonzero(gang_started)[0])
@@ -94,6 +94,10 @@ def account_plan(
     rate_tflops = np.concatenate([data.alloc_rate_tflops, data.gang_rate_tflops[option]])
     chips = np.concatenate([chips, data.gang_chips[data.gang_workload[option]]]).astype(np.int64)
     used = chips > 0
+    if bought is None:
+        in_use = np.zeros((len(data.pool_ids), data.hours))
+        np.add.at(in_use, (pool, hour), chips)
+        bought = applied_coverage(data, Bought.none(data).levels, in_use)
     plan.allocations = pd.DataFrame(
         {
             "hour": hour[used],

@@ -35,6 +35,40 @@ class Bought:
         return Bought(i.start_bought_blocks.copy(), levels, empty, empty, empty, np.zeros(0))
 
 
+def applied_coverage(data: ModelData, levels: np.ndarray, chips_in_use: np.ndarray,
+                     start_blocks: np.ndarray | None = None) -> Bought:
+    """The commitments at ``levels`` applied to a plan's chips in use ([pool, hour]) as a bill
+    applies them: commitment by commitment in file order, each hour of its window, its pools at the
+    highest rate first, until its level is used (a usage commitment covers whole chips).  For plans
+    that choose no coverage of their own (greedy, the buy-to-the-average baseline)."""
+    i = data.instruments
+    left = chips_in_use.astype(float).copy()
+    parts: list[tuple[int, int, int, float]] = []
+    for c in range(len(i.commitment_ids)):
+        pools = i.cover_pool[i.cover_commitment == c]
+        pools = pools[np.argsort(-data.pool_usd_per_chip_hour[pools], kind="stable")]
+        for t in range(int(i.commitment_start_hour[c]), int(i.commitment_end_hour[c])):
+            room = float(levels[c])
+            for p in pools:
+                if room <= 0:
+                    break
+                if i.commitment_spend[c]:
+                    per_chip = (1 - i.commitment_discount[c]) * data.pool_usd_per_chip_hour[p]
+                    chips = min(left[p, t], room / per_chip) if per_chip > 0 else left[p, t]
+                    room -= chips * per_chip
+                else:
+                    chips = float(min(left[p, t], np.floor(room + 1e-9)))
+                    room -= chips
+                if chips > 0:
+                    left[p, t] -= chips
+                    parts.append((c, int(p), t, chips))
+    columns = list(zip(*parts)) if parts else [[], [], [], []]
+    blocks = i.start_bought_blocks.copy() if start_blocks is None else start_blocks
+    return Bought(blocks, np.asarray(levels, dtype=float), np.asarray(columns[0], dtype=np.int64),
+                  np.asarray(columns[1], dtype=np.int64), np.asarray(columns[2], dtype=np.int64),
+                  np.asarray(columns[3], dtype=float))
+
+
 def block_fees(data: ModelData, bought: Bought) -> np.ndarray:
     """[start] USD of the blocks bought at each start: chips x duration x rate."""
     i = data.instruments

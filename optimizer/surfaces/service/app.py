@@ -42,6 +42,8 @@ from optimizer.input.schema import Instance
 from optimizer.surfaces.service.auth import ApiKeys
 from optimizer.surfaces.service.runner import LocalJobs, Runner
 from optimizer.solvers.result import relative_gap
+from optimizer.plans.instruments import COVERAGE_COLUMNS, PURCHASE_COLUMNS
+from optimizer.plans.plan import ALLOCATION_COLUMNS, RESERVATION_COLUMNS
 from optimizer.surfaces.service.store import STATUSES, IdempotencyConflict, JobStore, QueueFull
 
 
@@ -82,6 +84,8 @@ class PlanTables(BaseModel):
     allocations: list[dict[str, Any]]
     reservations: list[dict[str, Any]]
     summary: dict[str, Any]
+    purchases: list[dict[str, Any]] = []
+    coverage: list[dict[str, Any]] = []
 
 
 class CheckRequest(BaseModel):
@@ -177,9 +181,12 @@ def _schema_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
+#: Each plan file: the payload's key and the file's columns (plans/plan.py, the same as chipmix solve).
 _PLAN_FILES = {
-    "allocations.csv": ("allocations", ["hour", "workload", "pool", "chips"]),
-    "reservations.csv": ("reservations", ["pool", "chips"]),
+    "allocations.csv": ("allocations", ALLOCATION_COLUMNS),
+    "reservations.csv": ("reservations", RESERVATION_COLUMNS),
+    "purchases.csv": ("purchases", PURCHASE_COLUMNS),
+    "coverage.csv": ("coverage", COVERAGE_COLUMNS),
     "unmet.csv": ("unmet", ["workload", "hour", "unmet_pflops"]),
     "shortfall.csv": ("shortfall", ["workload", "short_eflop"]),
 }
@@ -415,14 +422,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return PlainTextResponse(await asyncio.to_thread(build), media_type="text/csv")
 
     @app.get("/v1/solves/{job_id}/plan/{file}", tags=["solves"])
-    async def plan_file(job_id: str, request: Request, file: Literal["allocations.csv", "reservations.csv", "unmet.csv",
-                                                                     "shortfall.csv", "summary.json"]) -> Response:
+    async def plan_file(job_id: str, request: Request,
+                        file: Literal["allocations.csv", "reservations.csv", "purchases.csv", "coverage.csv", "unmet.csv",
+                                      "shortfall.csv", "summary.json"]) -> Response:
         """One plan file, byte for byte the layout ``chipmix solve`` writes."""
         result = finished_plan(job_id, request)
         if file == "summary.json":
             return PlainTextResponse(json.dumps(result["summary"], indent=2) + "\n", media_type="application/json")
         key, columns = _PLAN_FILES[file]
-        return PlainTextResponse(_csv(result[key], columns), media_type="text/csv")
+        return PlainTextResponse(_csv(result.get(key, []), columns), media_type="text/csv")  # older jobs: no purchases
 
     @app.get("/v1/solves/{job_id}/progress", tags=["solves"])
     async def progress(job_id: str, request: Request) -> dict[str, Any]:
@@ -489,10 +497,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         missing = [FieldError(f"plan.{key}", "required") for key in ("allocations", "reservations", "summary") if key not in plan]
         if missing:
             raise ApiError(422, missing)
-        for key in ("allocations", "reservations"):
-            if not isinstance(plan[key], list) or not all(isinstance(row, dict) for row in plan[key]):
+        for key in ("allocations", "reservations", "purchases", "coverage"):
+            if key in plan and (not isinstance(plan[key], list) or not all(isinstance(row, dict) for row in plan[key])):
                 raise _error(422, f"plan.{key}", "must be a list of objects (one per CSV row)")
-        report = check_tables(instance, plan["allocations"], plan["reservations"], plan["summary"])
+        report = check_tables(instance, plan["allocations"], plan["reservations"], plan["summary"],
+                              purchases=plan.get("purchases", []), coverage=plan.get("coverage", []))
         return {"ok": report.ok, "violations": report.violations, "recomputed": report.recomputed}
 
     @app.post("/v1/validate", openapi_extra=_schema_body(ValidateRequest), tags=["plans"])

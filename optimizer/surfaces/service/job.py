@@ -30,12 +30,15 @@ log = logging.getLogger("chipmix.service")
 
 def plan_payload(plan, report) -> dict[str, Any]:
     """The plan as JSON-able tables, with the independent checker's verdict on them."""
+    from optimizer.plans.instruments import COVERAGE_COLUMNS, PURCHASE_COLUMNS
     from optimizer.plans.plan import ALLOCATION_COLUMNS, RESERVATION_COLUMNS
 
     return {
         "summary": plan.summary(),
         "allocations": plan.allocations[ALLOCATION_COLUMNS].to_dict("records"),
         "reservations": plan.reservations[RESERVATION_COLUMNS].to_dict("records"),
+        "purchases": plan.purchases[PURCHASE_COLUMNS].to_dict("records"),
+        "coverage": plan.coverage[COVERAGE_COLUMNS].to_dict("records"),
         "unmet": plan.unmet.to_dict("records"),
         "shortfall": plan.shortfall.to_dict("records"),
         "details": plan.details,
