@@ -83,8 +83,8 @@ def commitment_week(commitment: dict, demand=(1.0, 2.0, 3.0, 4.0)) -> dict:
     return data
 
 
-SPEND = {"id": "sp", "kind": "spend", "applies_to": {"cloud": "aws"}, "discount": 0.5}
-USAGE = {"id": "ri", "kind": "usage", "applies_to": {"chip": "h100"}, "usd_per_chip_hour": 2.5}
+SPEND = {"id": "aws-sp", "kind": "spend", "applies_to": {"cloud": "aws"}, "discount": 0.5}
+USAGE = {"id": "h100-ri", "kind": "usage", "applies_to": {"chip": "h100"}, "usd_per_chip_hour": 2.5}
 
 
 @pytest.mark.parametrize("engine", ["highs", "pulp-highs", "pulp-cbc"])
@@ -99,7 +99,7 @@ def test_the_best_spend_level_is_a_quantile_of_hourly_usage(tmp_path, engine):
     assert 4.0 - 1e-6 <= level <= 6.0 + 1e-6
     assert plan.cost_usd["commitments"] == pytest.approx(4 * level)
     coverage = plan.coverage
-    assert (coverage.commitment == "sp").all() and coverage.chips.max() <= level / 2 + 1e-6
+    assert (coverage.commitment == "aws-sp").all() and coverage.chips.max() <= level / 2 + 1e-6
 
 
 @pytest.mark.parametrize("engine,method", ENGINES)
@@ -141,7 +141,7 @@ def contract_week(min_usd: float) -> dict:
     data["commitments"] = []
     data["sites"] = [site(), site("neo", cloud="fluidstack", region="x")]
     data["pools"].append(pool("neo", site="neo", usd_per_chip_hour=5.0))
-    data["contracts"] = [{"id": "fs", "applies_to": {"cloud": "fluidstack"}, "min_usd": min_usd}]
+    data["contracts"] = [{"id": "fs-minimum", "applies_to": {"cloud": "fluidstack"}, "min_usd": min_usd}]
     return data
 
 
@@ -213,13 +213,13 @@ def test_the_checker_catches_tampered_coverage_and_levels(tmp_path):
     tamper(folder, "coverage.csv", lambda f: f.__setitem__("chips", f.chips + 5))
     violations = check_plan(instance, folder).violations
     assert any(v.startswith("covered_usage[od,") for v in violations), violations
-    assert any(v.startswith("commitment_cover[ri,") for v in violations), violations
+    assert any(v.startswith("commitment_cover[h100-ri,") for v in violations), violations
     assert any(v.startswith("summary.json: cost_usd.usage") for v in violations), violations
 
     instance, folder = write_plan(commitment_week(SPEND), tmp_path / "spend")
     tamper(folder, "purchases.csv", lambda f: f.__setitem__("usd", f.usd / 2))
     violations = check_plan(instance, folder).violations
-    assert any(v.startswith("spend_level[sp]: usd is") for v in violations), violations
+    assert any(v.startswith("spend_level[aws-sp]: usd is") for v in violations), violations
 
 
 def test_the_checker_catches_a_hidden_contract_shortfall(tmp_path):
@@ -227,11 +227,11 @@ def test_the_checker_catches_a_hidden_contract_shortfall(tmp_path):
     data["pools"][1]["available"] = 1  # the neocloud can bill at most 4 x $5: $80 short
     instance, folder = write_plan(data, tmp_path)
     assert check_plan(instance, folder).ok
-    assert pd.read_csv(folder / "purchases.csv").set_index("instrument").usd["fs"] == pytest.approx(80.0)
+    assert pd.read_csv(folder / "purchases.csv").set_index("instrument").usd["fs-minimum"] == pytest.approx(80.0)
     tamper(folder, "purchases.csv", lambda f: f.__setitem__("usd", [0.0 if k == "contract" else u
                                                                     for k, u in zip(f.kind, f.usd)]))
     violations = check_plan(instance, folder).violations
-    assert any(v.startswith("contract_minimum[fs]: shortfall 0.0 USD") for v in violations), violations
+    assert any(v.startswith("contract_minimum[fs-minimum]: shortfall 0.0 USD") for v in violations), violations
 
 
 @pytest.mark.parametrize("edit,path,reason", [
@@ -245,13 +245,13 @@ def test_the_checker_catches_a_hidden_contract_shortfall(tmp_path):
      "past the horizon"),
     (lambda d: d.update(capacity_blocks=[]), "pools[1](cb).pricing", "no offer"),
     (lambda d: d.update(commitments=[{k: v for k, v in SPEND.items() if k != "discount"}]),
-     "commitments[0](sp).discount", "needs its discount"),
+     "commitments[0](aws-sp).discount", "needs its discount"),
     (lambda d: d.update(commitments=[{**SPEND, "applies_to": {"chip": "b200"}}]),
-     "commitments[0](sp).applies_to.chip", "unknown chip"),
+     "commitments[0](aws-sp).applies_to.chip", "unknown chip"),
     (lambda d: d.update(commitments=[{**SPEND, "applies_to": {"pool": "cb"}}]),
-     "commitments[0](sp).applies_to", "matches no on_demand pool"),
-    (lambda d: d.update(commitments=[{**USAGE, "level": 2.5}]), "commitments[0](ri).level", "whole chips"),
-    (lambda d: d.update(commitments=[{**USAGE, "end_hour": 11}]), "commitments[0](ri).end_hour", "past the horizon"),
+     "commitments[0](aws-sp).applies_to", "matches no on_demand pool"),
+    (lambda d: d.update(commitments=[{**USAGE, "level": 2.5}]), "commitments[0](h100-ri).level", "whole chips"),
+    (lambda d: d.update(commitments=[{**USAGE, "end_hour": 11}]), "commitments[0](h100-ri).end_hour", "past the horizon"),
     (lambda d: d.update(contracts=[{"id": "cb4", "applies_to": {"cloud": "aws"}, "min_usd": 1.0}]),
      "contracts[0](cb4).id", "duplicate instrument id"),
 ])
@@ -268,7 +268,7 @@ def test_a_usage_commitment_over_two_chip_kinds_is_refused(tmp_path):
     data = commitment_week({**USAGE, "applies_to": {"cloud": "aws"}})
     data["chips"].append(chip("tpu", vendor="google"))
     data["pools"].append(pool("tpu-od", chip="tpu"))
-    with pytest.raises(optimizer.InputError, match=r"commitments\[0\]\(ri\).applies_to: a usage commitment covers chips of one kind"):
+    with pytest.raises(optimizer.InputError, match=r"commitments\[0\]\(h100-ri\).applies_to: a usage commitment covers chips of one kind"):
         optimizer.instance_from_data(data)
 
 
@@ -309,9 +309,9 @@ def test_a_restriction_keeps_only_the_instruments_on_its_pools():
     data["commitments"] = [SPEND]
     instance = optimizer.instance_from_data(data)
     aws = restrict(instance, "cloud=aws")
-    assert [p.id for p in aws.pools] == ["od"] and aws.contracts == [] and [c.id for c in aws.commitments] == ["sp"]
+    assert [p.id for p in aws.pools] == ["od"] and aws.contracts == [] and [c.id for c in aws.commitments] == ["aws-sp"]
     neo = restrict(instance, "cloud=fluidstack")
-    assert [c.id for c in neo.contracts] == ["fs"] and neo.commitments == []
+    assert [c.id for c in neo.contracts] == ["fs-minimum"] and neo.commitments == []
     blocks = restrict(optimizer.instance_from_data(block_week([1])), "cloud=aws")
     assert [o.id for o in blocks.capacity_blocks] == ["cb4"]  # both pools are aws
 
@@ -325,14 +325,14 @@ def test_the_service_returns_and_checks_purchases_and_coverage(tmp_path):
         done = wait(server, job["id"])
         assert done["status"] == "succeeded", done
         plan = request(server, "GET", f"/v1/solves/{job['id']}/plan")[1]
-        assert [row["instrument"] for row in plan["purchases"]] == ["ri"] and plan["purchases"][0]["quantity"] == 2
+        assert [row["instrument"] for row in plan["purchases"]] == ["h100-ri"] and plan["purchases"][0]["quantity"] == 2
         assert sum(row["chips"] for row in plan["coverage"]) >= 7
         status, verdict, _ = request(server, "POST", "/v1/check", {"instance": commitment_week(USAGE), "plan": plan})
         assert status == 200 and verdict["ok"], verdict
         # Without its purchases the same plan pays no level: the checker says so.
         bare = {key: plan[key] for key in ("allocations", "reservations", "summary", "coverage")}
         verdict = request(server, "POST", "/v1/check", {"instance": commitment_week(USAGE), "plan": bare})[1]
-        assert not verdict["ok"] and any(v.startswith("usage_level[ri]: no purchases.csv row") for v in verdict["violations"])
+        assert not verdict["ok"] and any(v.startswith("usage_level[h100-ri]: no purchases.csv row") for v in verdict["violations"])
         status, text, _ = request(server, "GET", f"/v1/solves/{job['id']}/plan/purchases.csv")
         assert status == 200 and text.splitlines()[0] == "instrument,kind,start_hour,quantity,unit,usd"
     finally:

@@ -149,3 +149,25 @@ def test_report_of_a_folder_without_a_plan_is_an_input_error(tmp_path):
     result = chipmix("report", tmp_path, "--instance", instance)
     assert result.returncode == 2
     assert "summary.json: missing" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_report_shows_what_to_buy_and_each_commitment_s_use(tmp_path):
+    from tests.test_instruments import USAGE, commitment_week
+
+    data = commitment_week(USAGE)
+    instance = optimizer.instance_from_data(data)
+    plan = solve_checked(data, tmp_path / "solve")
+    plan.write(tmp_path / "plan")
+    tables = build_tables(instance, tmp_path / "plan")
+    assert tables.purchases.instrument.tolist() == ["h100-ri"] and tables.purchases.quantity.tolist() == [2]
+    use = tables.commitment_use
+    assert use.hour.tolist() == [0, 1, 2, 3] and (use.level == 2).all()
+    assert (use.used + use.unused == 2).all() and use.used.sum() == plan.coverage.chips.sum()
+    # The cost per day adds up to the plan: usage net of what the commitment paid for, plus its fee.
+    assert tables.cost_per_day.to_numpy().sum() == pytest.approx(plan.cost_usd["total"])
+    assert "commitments" in tables.cost_per_day.columns
+    from optimizer.surfaces.report import write_report
+
+    charts = write_report(tables, tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2>What to buy</h2>" in page and "<h2>Commitment use</h2>" in page and "commitment_use" in charts

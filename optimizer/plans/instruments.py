@@ -137,3 +137,30 @@ def coverage_table(data: ModelData, bought: Bought) -> pd.DataFrame:
     })
     return (frame.sort_values(["hour", "_p", "_c"], kind="stable").drop(columns=["_c", "_p"])
             .reset_index(drop=True)[COVERAGE_COLUMNS])
+
+
+UTILISATION_COLUMNS = ["commitment", "kind", "hour", "level", "used", "unused", "utilisation"]
+
+
+def commitment_utilisation(instance, purchases: pd.DataFrame, coverage: pd.DataFrame) -> pd.DataFrame:
+    """Each commitment's use in every hour of its window (FinOps FOCUS's CommitmentDiscountStatus
+    Used / Unused): ``level`` and ``used`` in its unit (spend: USD/hour at the discounted rate;
+    usage: chips), ``unused`` = level - used, and their ratio (None at level 0)."""
+    rates = {pool.id: pool.usd_per_chip_hour for pool in instance.pools}
+    levels = {row.instrument: float(row.quantity) for row in purchases.itertuples() if row.kind in ("spend", "usage")}
+    rows = []
+    for commitment in instance.commitments:
+        start = commitment.start_hour
+        end = commitment.end_hour if commitment.end_hour is not None else instance.hours
+        mine = coverage[coverage.commitment == commitment.id]
+        if commitment.kind == "spend":
+            weight = mine.pool.map(rates).astype(float) * (1 - commitment.discount)
+            used_by_hour = (mine.chips.astype(float) * weight).groupby(mine.hour).sum()
+        else:
+            used_by_hour = mine.chips.astype(float).groupby(mine.hour).sum()
+        level = levels.get(commitment.id, 0.0)
+        for hour in range(start, end):
+            used = float(used_by_hour.get(hour, 0.0))
+            rows.append((commitment.id, commitment.kind, hour, level, used, max(level - used, 0.0),
+                         used / level if level > 0 else None))
+    return pd.DataFrame(rows, columns=UTILISATION_COLUMNS)

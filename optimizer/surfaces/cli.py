@@ -77,6 +77,37 @@ def _summary_table(plan) -> Table:
     return table
 
 
+def _purchase_tables(instance, plan) -> list[Table]:
+    """What the plan buys, and how much of each commitment it uses (none for a plan that buys
+    nothing and has no instrument to buy)."""
+    from optimizer.plans.instruments import commitment_utilisation
+
+    tables = []
+    if len(plan.purchases):
+        buy = Table(title="what to buy", title_justify="left")
+        for column in ("instrument", "kind", "start hour", "quantity", "unit", "USD"):
+            buy.add_column(column, justify="right" if column in ("start hour", "quantity", "USD") else "left")
+        for row in plan.purchases.itertuples():
+            quantity = f"{row.quantity:,.4f}".rstrip("0").rstrip(".") if isinstance(row.quantity, float) else f"{row.quantity:,}"
+            buy.add_row(row.instrument, row.kind, str(row.start_hour), quantity, row.unit, _money(row.usd))
+        tables.append(buy)
+    use = commitment_utilisation(instance, plan.purchases, plan.coverage)
+    if len(use):
+        table = Table(title="commitment use per hour", title_justify="left")
+        for column in ("commitment", "level", "mean used", "hours fully used", "hours with unused", "utilisation"):
+            table.add_column(column, justify="left" if column == "commitment" else "right")
+        for commitment, rows in use.groupby("commitment", sort=False):
+            level = float(rows.level.iloc[0])
+            if level <= 0:  # nothing committed: nothing to use
+                table.add_row(commitment, "0", "-", "-", "-", "-")
+                continue
+            full = int((rows.unused <= 1e-9 * level).sum())
+            share = f"{rows.used.sum() / (level * len(rows)):.1%}"
+            table.add_row(commitment, f"{level:,.4g}", f"{rows.used.mean():,.4g}", str(full), str(len(rows) - full), share)
+        tables.append(table)
+    return tables
+
+
 @app.command()
 def solve(
     instance: Annotated[Path, typer.Argument(help="Instance file (.yaml, .yml or .json).")],
@@ -125,6 +156,8 @@ def solve(
         _fail(outcome.message, outcome.exit_code)
     plan.write(target)
     out.print(_summary_table(plan))
+    for table in _purchase_tables(loaded, plan):
+        out.print(table)
     if outcome.warning:
         err.print(outcome.warning, markup=False)
     out.print(f"plan written to {target}", markup=False, highlight=False)

@@ -25,9 +25,13 @@ import pandas as pd
 from optimizer.plans.checker import check_plan
 from optimizer.errors import FieldError, InputError
 from optimizer.plans.accounting import COST_KEYS, unit_economics
+from optimizer.plans.instruments import COVERAGE_COLUMNS, PURCHASE_COLUMNS, commitment_utilisation
 from optimizer.input.schema import Instance
 
-TIERS = ("owned", "on_demand", "spot", "reserved")
+TIERS = ("owned", "on_demand", "spot", "reserved", "capacity_block")
+#: Instrument fees and shortfalls in the cost per day (blocks over their hours, commitment levels
+#: over their windows, a contract's shortfall over the horizon).
+INSTRUMENT_COSTS = ("blocks", "commitments", "contract shortfall")
 
 
 @dataclass
@@ -43,6 +47,8 @@ class ReportTables:
     pool_utilisation: pd.DataFrame  # pool, vendor, cloud, pricing, chip_hours_used, chip_hours_available, utilisation, peak_chips
     unmet: pd.DataFrame  # workload, kind, unmet_pflops_hours, short_eflop
     lockin: pd.DataFrame | None = None  # plan, status, total_usd, premium_pct
+    purchases: pd.DataFrame = field(default_factory=pd.DataFrame)  # purchases.csv: what to buy
+    commitment_use: pd.DataFrame = field(default_factory=pd.DataFrame)  # commitment, kind, hour, level, used, unused, utilisation
     violations: list[str] = field(default_factory=list)
 
 
@@ -50,8 +56,12 @@ def _hourly(value, hours: int) -> list[float]:
     return list(value) if isinstance(value, tuple) else [float(value)] * hours
 
 
-def _read(plan_dir: Path, name: str) -> pd.DataFrame:
+def _read(plan_dir: Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """A plan file; with ``columns``, an empty table where a plan folder has none (one written
+    before the file existed: the checker says whether it still holds)."""
     path = plan_dir / name
+    if not path.exists() and columns is not None:
+        return pd.DataFrame(columns=columns)
     if not path.exists():
         raise InputError(str(plan_dir), [FieldError(name, "missing", "point at a folder written by chipmix solve")])
     return pd.read_csv(path)
@@ -67,6 +77,8 @@ def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Pa
     reservations = _read(plan_dir, "reservations.csv")
     unmet = _read(plan_dir, "unmet.csv")
     shortfall = _read(plan_dir, "shortfall.csv")
+    purchases = _read(plan_dir, "purchases.csv", PURCHASE_COLUMNS)
+    coverage = _read(plan_dir, "coverage.csv", COVERAGE_COLUMNS)
     report = check_plan(instance, plan_dir)
 
     hours = instance.hours
@@ -104,6 +116,25 @@ def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Pa
         int(n) * pools[p].usd_per_chip_hour for p, n in zip(reservations.pool, reservations.chips) if p in pools
     )
     cost["reserved"] += reserved_per_hour
+    # Usage a commitment paid for is not billed at the pool's rate; the commitments are billed instead.
+    covered = coverage.assign(usd=[float(n) * pools[p].usd_per_chip_hour for p, n in zip(coverage.pool, coverage.chips)],
+                              pricing=[pools[p].pricing for p in coverage.pool])
+    for tier, rows in covered.groupby("pricing"):
+        cost[tier] -= rows.groupby("hour").usd.sum().reindex(every_hour, fill_value=0.0)
+    for column in INSTRUMENT_COSTS:
+        cost[column] = 0.0
+    offers = {o.id: o for o in instance.capacity_blocks}
+    commitments = {c.id: c for c in instance.commitments}
+    for row in purchases.itertuples():
+        if row.kind == "capacity_block":
+            first, last = int(row.start_hour), int(row.start_hour) + offers[row.instrument].duration_hours
+            cost.loc[first:last - 1, "blocks"] += float(row.usd) / (last - first)
+        elif row.kind in ("spend", "usage"):
+            c = commitments[row.instrument]
+            first, last = c.start_hour, c.end_hour if c.end_hour is not None else hours
+            cost.loc[first:last - 1, "commitments"] += float(row.usd) / (last - first)
+        else:
+            cost["contract shortfall"] += float(row.usd) / hours
     cost["energy"] = alloc.groupby("hour").energy_usd.sum().reindex(every_hour, fill_value=0.0)
     if len(unmet):
         price = {w.id: getattr(w, "unmet_usd_per_pflops_hour", None) or 0.0 for w in instance.workloads}
@@ -127,6 +158,9 @@ def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Pa
         per_hour = mine.groupby("hour").chips.sum()
         if pool.pricing == "reserved":
             available = int(held.get(pool.id, 0)) * hours
+        elif pool.pricing == "capacity_block":  # the chip-hours of the blocks bought
+            available = sum(int(row.quantity) * offers[row.instrument].duration_hours for row in purchases.itertuples()
+                            if row.kind == "capacity_block" and offers[row.instrument].pool == pool.id)
         else:
             available = sum(_hourly(pool.available, hours))
         used = int(mine.chips.sum())
@@ -160,7 +194,8 @@ def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Pa
     }
     lockin = _read_lockin(lockin_path) if lockin_path is not None else None
     return ReportTables(instance.name, headline, stacked("vendor"), stacked("cloud"), cost_per_day, site_power,
-                        utilisation, unmet_table, lockin, report.violations)
+                        utilisation, unmet_table, lockin, purchases=purchases,
+                        commitment_use=commitment_utilisation(instance, purchases, coverage), violations=report.violations)
 
 
 def _read_lockin(path: str | Path) -> pd.DataFrame:
@@ -237,6 +272,20 @@ def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
     ax.legend(fontsize=8)
     ax.tick_params(axis="x", labelrotation=30)
     save(fig, "unmet")
+
+    use = tables.commitment_use
+    use = use[use.level > 0] if len(use) else use  # a commitment at level 0 has nothing to show
+    if len(use):
+        names = list(dict.fromkeys(use.commitment))
+        fig, axes = plt.subplots(len(names), 1, figsize=(9, 2.2 * len(names) + 0.6), squeeze=False)
+        for ax, name in zip(axes[:, 0], names):
+            mine = use[use.commitment == name]
+            unit = "USD/h" if mine.kind.iloc[0] == "spend" else "chips"
+            ax.stackplot(mine.hour, mine.used, mine.unused, labels=["used", "unused"], step="post",
+                         colors=["tab:green", "tab:orange"])
+            ax.set(title=f"Commitment {name}: used and unused per hour ({unit})", xlabel="hour", ylabel=unit)
+            ax.legend(fontsize=8, loc="upper right")
+        save(fig, "commitment_use")
 
     if tables.lockin is not None and len(tables.lockin):
         frame = tables.lockin.dropna(subset=["total_usd"])
@@ -322,6 +371,17 @@ def render_html(tables: ReportTables, charts: dict[str, Path]) -> str:
         _table(tables.pool_utilisation),
         "<h2>Unmet demand</h2>", figure("unmet", "Unmet demand per workload"), _table(tables.unmet),
     ]
+    if len(tables.purchases):
+        parts += ["<h2>What to buy</h2>", "<p>Capacity blocks, commitment levels and contract shortfalls, each paid "
+                  "whether used or not (purchases.csv).</p>", _table(tables.purchases, "{:,.2f}")]
+    if len(tables.commitment_use):
+        use = tables.commitment_use
+        per = use.groupby("commitment", sort=False).agg(kind=("kind", "first"), level=("level", "first"),
+                                                          mean_used=("used", "mean"), hours=("hour", "count"),
+                                                          hours_with_unused=("unused", lambda u: int((u > 1e-9).sum())))
+        per["utilisation"] = [row.mean_used / row.level if row.level > 0 else None for row in per.itertuples()]
+        parts += ["<h2>Commitment use</h2>", figure("commitment_use", "Each commitment's used and unused level per hour"),
+                  _table(per.reset_index())]
     if tables.lockin is not None:
         parts += ["<h2>Lock-in: single-vendor plans</h2>", figure("lockin", "Multi-vendor against single-vendor cost"),
                   _table(tables.lockin)]
@@ -401,6 +461,11 @@ def write_xlsx(tables: ReportTables, path: Path) -> list[str]:
     data = tables.unmet[["workload", "unmet_pflops_hours", "short_eflop", "kind"]]
     ws = sheet("Unmet", data)
     add_chart(ws, BarChart(), data[["workload", "unmet_pflops_hours", "short_eflop"]], 2, "F2", "Unmet demand per workload", "")
+
+    if len(tables.purchases):
+        sheet("Purchases", tables.purchases)
+    if len(tables.commitment_use):
+        sheet("CommitmentUse", tables.commitment_use)
 
     if tables.lockin is not None:
         data = tables.lockin[["plan", "total_usd"] + [c for c in tables.lockin.columns if c not in ("plan", "total_usd")]]

@@ -47,8 +47,10 @@ class Facts:
     delivered_eflop: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     sites_used: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     costs: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # cost key -> USD
-    #: purchases.csv: (offer, start_hour) or commitment / contract id -> (kind, start_hour, quantity, usd, where)
-    purchases: dict = field(default_factory=dict)
+    #: purchases.csv rows as (kind, start_hour, quantity, usd, where): block purchases by (offer,
+    #: start_hour), commitment levels and contract shortfalls by the instrument's id
+    block_purchases: dict[tuple[str, int], tuple] = field(default_factory=dict)
+    purchases: dict[str, tuple] = field(default_factory=dict)
     coverage: dict[tuple[str, str, int], float] = field(default_factory=dict)  # (commitment, pool, hour) -> chips
     covered_usd: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # pool -> usage a commitment paid
     unmet_pflops_hours: float = 0.0

@@ -42,11 +42,12 @@ def read_purchases(facts: Facts, rows: list[dict[str, str]]) -> None:
         if start is None or quantity is None or quantity < 0 or usd is None:
             violations.append(f"{where}: start_hour must be a whole hour and quantity, usd numbers >= 0")
             continue
-        key = (instrument, start) if kind == BLOCK_KIND else instrument
-        if key in facts.purchases:
+        table, key = ((facts.block_purchases, (instrument, start)) if kind == BLOCK_KIND
+                      else (facts.purchases, instrument))
+        if key in table:
             violations.append(f"{where}: {instrument!r} at start_hour {start} listed twice")
             continue
-        facts.purchases[key] = (kind, start, quantity, usd, where)
+        table[key] = (kind, start, quantity, usd, where)
 
 
 def read_coverage(facts: Facts, rows: list[dict[str, str]]) -> None:

@@ -20,9 +20,9 @@ def check(facts: Facts) -> None:
         for bought in offer.bought:
             already[bought.start_hour] += bought.blocks
         total = 0
-        starts = {start for (instrument, start) in facts.purchases if instrument == offer.id}
+        starts = {start for (instrument, start) in facts.block_purchases if instrument == offer.id}
         for start in sorted(starts | set(already)):
-            entry = facts.purchases.get((offer.id, start))
+            entry = facts.block_purchases.get((offer.id, start))
             chips = 0 if entry is None else entry[2]
             name = f"blocks_bought[{offer.id},{start}]"
             if chips != int(chips) or int(chips) % pool.block:

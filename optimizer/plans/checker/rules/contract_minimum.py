@@ -21,7 +21,7 @@ def billed_usd(facts: Facts, pool) -> float:
     for offer in facts.instance.capacity_blocks:
         if offer.pool == pool.id:
             usd += sum(entry[2] * offer.duration_hours * offer.usd_per_chip_hour
-                       for key, entry in facts.purchases.items() if isinstance(key, tuple) and key[0] == offer.id)
+                       for (instrument, _), entry in facts.block_purchases.items() if instrument == offer.id)
     return usd - facts.covered_usd.get(pool.id, 0.0)
 
 
