@@ -337,3 +337,49 @@ def test_the_service_returns_and_checks_purchases_and_coverage(tmp_path):
         assert status == 200 and text.splitlines()[0] == "instrument,kind,start_hour,quantity,unit,usd"
     finally:
         server.stop()
+
+
+def test_the_lockin_table_shows_what_instruments_are_worth(tmp_path):
+    from optimizer.analyses.lockin import lockin_table
+
+    # All pools are aws/nvidia: every restriction is the whole instance. With the blocks the ten
+    # hours cost $22 (two blocks and two hours on demand), on hourly prices $30.
+    table = lockin_table(optimizer.instance_from_data(block_week(list(range(10)))))
+    multi = table[table.plan == "multi"].set_index("view")
+    assert multi.total_usd["instruments"] == pytest.approx(22.0) and multi.total_usd["hourly"] == pytest.approx(30.0)
+    assert multi.instruments_saving_usd["instruments"] == pytest.approx(8.0)
+    assert set(table[table.view == "hourly"].plan) == {"multi", "vendor=nvidia", "cloud=aws", "greedy"}
+    assert set(table[table.view == "instruments"].plan) == {"multi", "vendor=nvidia", "cloud=aws", "buy-to-average"}
+    assert (table.status != "checker_violations").all()
+
+
+def test_buying_to_the_average_leaves_money_on_the_table(tmp_path):
+    from optimizer.analyses.greedy import buy_to_average_plan
+    from optimizer.plans.outcome import check_plan_tables
+
+    # Usage 1, 1, 1, 9 chips at $4; a committed chip costs $2.5 x 4 = $10. Only the first chip is
+    # used in enough hours (4 x $4 > $10): the optimum commits 1, $10 + 8 x $4 = $42. The average
+    # is 3 chips: $30 of level, 1 chip covered in three hours and 3 in the last, 6 chips billed: $54.
+    data = commitment_week(USAGE, demand=(1.0, 1.0, 1.0, 9.0))
+    instance = optimizer.instance_from_data(copy.deepcopy(data))
+    optimum = solve(data, tmp_path)
+    assert optimum.objective_usd == pytest.approx(42.0) and purchases(optimum, "usage").quantity.tolist() == [1]
+    rule = buy_to_average_plan(instance)
+    assert check_plan_tables(instance, rule).ok
+    assert purchases(rule, "usage").quantity.tolist() == [3] and rule.cost_usd["total"] == pytest.approx(54.0)
+
+
+def test_the_held_view_of_a_sweep_keeps_every_purchase_of_the_base_plan():
+    from optimizer.analyses.lockin import sweep
+    from optimizer.analyses.scenarios import scenarios_from_data
+
+    instance = optimizer.instance_from_data(block_week(list(range(10))))
+    scenarios = scenarios_from_data({"scenarios": [{"name": "cheap-od", "changes": [
+        {"kind": "price", "match": {"pool": "od"}, "scale": 0.1}]}]}, instance, "scenarios")
+    table = sweep(instance, scenarios, ["multi"], workers=1)
+    shocked = table[table.scenario == "cheap-od"].set_index("view")
+    # Re-optimised, on-demand at $0.30 beats any block: ten hours, $3. Held, the base plan's two
+    # blocks ($16) are paid whatever happens; the two hours they leave are on demand: $16.60.
+    assert shocked.total_usd["reoptimised"] == pytest.approx(3.0)
+    assert shocked.blocks_usd["reservations_held"] == pytest.approx(16.0)
+    assert shocked.total_usd["reservations_held"] == pytest.approx(16.6)

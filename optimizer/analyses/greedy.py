@@ -17,6 +17,12 @@ $/FLOP device available".
 
 The plan is accounted by the same code as a solved plan, so it can be written and checked.  If
 greedy leaves hard demand unserved, its status is ``infeasible`` and the frames say how much.
+
+:func:`buy_to_average_plan` is the procurement rule of thumb on top: the greedy plan, with each
+commitment not bought yet set to the mean hourly usage greedy makes of its pools over its
+window (usage: whole chips, rounded down; spend: USD/hour at the discounted rate), applied to
+that usage as the bill would.  What it pays above the solved plan is what the rule of thumb
+leaves on the table.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import numpy as np
 
 from optimizer.model.data import ModelData, build_model_data
 from optimizer.plans.accounting import account_plan
+from optimizer.plans.instruments import Bought, applied_coverage
 from optimizer.plans.plan import Plan
 from optimizer.solvers.result import SolveStatus
 from optimizer.input.schema import Instance
@@ -187,6 +194,32 @@ def _place_trainings(data: ModelData, state: _State, usd_per_chip_hour: np.ndarr
 
 def greedy_plan(instance: Instance) -> Plan:
     """The greedy baseline plan (see the module docstring), accounted like a solved plan."""
+    return _greedy(instance, buy_to_average=False)
+
+
+def buy_to_average_plan(instance: Instance) -> Plan:
+    """Greedy's allocations with every open commitment bought at greedy's mean usage of its pools."""
+    return _greedy(instance, buy_to_average=True)
+
+
+def _average_levels(data: ModelData, in_use: np.ndarray) -> np.ndarray:
+    """Each commitment's level: as bought, or the mean over its window of its pools' usage in
+    ``in_use`` ([pool, hour] chips): whole chips rounded down, or discounted USD/hour."""
+    i = data.instruments
+    levels = Bought.none(data).levels.copy()
+    for c in np.nonzero(np.isnan(i.commitment_level))[0]:
+        pools = i.cover_pool[i.cover_commitment == c]
+        window = slice(int(i.commitment_start_hour[c]), int(i.commitment_end_hour[c]))
+        if i.commitment_spend[c]:
+            usd = (1 - i.commitment_discount[c]) * data.pool_usd_per_chip_hour[pools, None] * in_use[pools, window]
+            level = float(usd.sum(axis=0).mean())
+        else:
+            level = float(np.floor(in_use[pools, window].sum(axis=0).mean() + 1e-9))
+        levels[c] = min(level, i.commitment_max_level[c])
+    return levels
+
+
+def _greedy(instance: Instance, buy_to_average: bool) -> Plan:
     started = time.perf_counter()
     data = build_model_data(instance)
     pool = data.alloc_pool
@@ -206,9 +239,19 @@ def greedy_plan(instance: Instance) -> Plan:
         objective_usd=None,
         bound_usd=None,  # greedy proves nothing
         gap=None,
-        details={"method": "greedy: lowest USD per useful FLOP first, hour by hour; no reservations"},
+        details={"method": "greedy: lowest USD per useful FLOP first, hour by hour; no reservations"
+                           + ("; commitments bought at greedy's mean usage" if buy_to_average else "")},
     )
-    account_plan(plan, data, state.chips, np.zeros(len(data.pool_ids), dtype=np.int64), gang_started=state.gang_started)
+    bought = None  # greedy: only what was bought already, applied as the bill would
+    if buy_to_average:
+        plan.engine = "buy-to-average"
+        option, span_hour = data.gang_spans(np.nonzero(state.gang_started)[0])
+        in_use = np.zeros((len(data.pool_ids), data.hours))
+        np.add.at(in_use, (data.alloc_pool, data.alloc_hour), state.chips)
+        np.add.at(in_use, (data.gang_pool[option], span_hour), data.gang_chips[data.gang_workload[option]])
+        bought = applied_coverage(data, _average_levels(data, in_use), in_use)
+    account_plan(plan, data, state.chips, np.zeros(len(data.pool_ids), dtype=np.int64), gang_started=state.gang_started,
+                 bought=bought)
     plan.objective_usd = plan.cost_usd["total"]
     hard_unmet = plan.unmet[plan.unmet.workload.isin([data.workload_ids[w] for w in np.nonzero(data.hard_inference)[0]])]
     hard_short = plan.shortfall[

@@ -2,7 +2,12 @@
 
 ``lockin_table(instance)`` solves the instance as given (``multi``), restricted to the pools of
 one chip vendor (``vendor=nvidia`` ...) and of one cloud (``cloud=aws`` ...; owned campuses are
-the cloud ``owned``), plus the ``greedy`` baseline, and returns one row per plan.
+the cloud ``owned``), plus the ``greedy`` baseline, and returns one row per plan.  An instance
+with procurement instruments gets each plan twice: view ``instruments`` (it may buy the blocks,
+commitments and contracts its pools offer, as a locked-in buyer would) and view ``hourly`` (hourly
+prices only: no instrument, no capacity-block pool), so the table shows what instruments are worth
+to a multi-vendor and to a single-vendor buyer (``instruments_saving_usd``); the instruments view
+adds the ``buy-to-average`` rule of thumb.
 ``sweep(instance, scenarios, restrictions)`` solves every scenario x restriction pair twice:
 re-optimised from scratch, and with the reservations of the restriction's base plan held fixed
 (the capacity already bought, hit by the shock); rows run in parallel in a process pool or on a
@@ -23,13 +28,25 @@ from optimizer.solvers.options import SolveOptions
 from optimizer.input.schema import Instance
 from optimizer.plans.accounting import COST_KEYS, total_demand, unit_economics
 
-MULTI, GREEDY = "multi", "greedy"
+MULTI, GREEDY, BUY_TO_AVERAGE = "multi", "greedy", "buy-to-average"
+#: Lock-in views: as given (no instruments), with instruments, on hourly prices only.
+REOPTIMISED, INSTRUMENTS, HOURLY = "reoptimised", "instruments", "hourly"
 
 ROW_COLUMNS = [
     "scenario", "view", "plan", "pools", "status", "gap", "total_usd",
     *(f"{key}_usd" for key in COST_KEYS if key != "total"), "unmet_pflops_hours", "short_eflop", "delivered_eflop",
-    "usd_per_delivered_eflop", "premium_usd", "premium_pct", "note", "solve_seconds",
+    "usd_per_delivered_eflop", "premium_usd", "premium_pct", "instruments_saving_usd", "note", "solve_seconds",
 ]
+
+
+def has_instruments(instance: Instance) -> bool:
+    return bool(instance.capacity_blocks or instance.commitments or instance.contracts)
+
+
+def hourly_only(instance: Instance) -> Instance:
+    """The instance on hourly prices only: no capacity block (nor its pools), commitment or contract."""
+    pools = [pool for pool in instance.pools if pool.pricing != "capacity_block"]
+    return instance.model_copy(update={"pools": pools, "capacity_blocks": [], "commitments": [], "contracts": []})
 
 
 def restrictions_of(instance: Instance) -> list[str]:
@@ -43,7 +60,7 @@ def restrictions_of(instance: Instance) -> list[str]:
 
 def restrict(instance: Instance, restriction: str) -> Instance:
     """The instance with only the pools the restriction keeps (``multi`` keeps all)."""
-    if restriction in (MULTI, GREEDY):
+    if restriction in (MULTI, GREEDY, BUY_TO_AVERAGE):
         return instance
     key, _, value = restriction.partition("=")
     if key not in ("vendor", "cloud") or not value:
@@ -134,14 +151,17 @@ def compare(rows: list[dict[str, Any]], reference: dict[str, Any], demand: tuple
 
 
 def run_plan(instance: Instance, restriction: str, options: SolveOptions, fixed_reservations=None):
-    """Solve (or, for ``greedy``, build) the plan of one restriction; returns (plan, pools kept)."""
-    from optimizer.analyses.greedy import greedy_plan
+    """Solve (or, for ``greedy`` and ``buy-to-average``, build) the plan of one restriction;
+    returns (plan, pools kept)."""
+    from optimizer.analyses.greedy import buy_to_average_plan, greedy_plan
     from optimizer.plans.solve import solve
 
     from optimizer.plans.outcome import check_plan_tables
 
     if restriction == GREEDY:
         plan, checked_on = greedy_plan(instance), instance
+    elif restriction == BUY_TO_AVERAGE:
+        plan, checked_on = buy_to_average_plan(instance), instance
     else:
         checked_on = restrict(instance, restriction)
         if fixed_reservations:
@@ -165,14 +185,28 @@ def lockin_table(
         names.insert(0, MULTI)
     if greedy and GREEDY not in names:
         names.append(GREEDY)
+    views = [(INSTRUMENTS, instance), (HOURLY, hourly_only(instance))] if has_instruments(instance) else [
+        (REOPTIMISED, instance)]
     rows = []
-    for name in names:
-        plan, pools = run_plan(instance, name, options)
-        row = {"scenario": "base", "view": "reoptimised", **plan_row(instance, plan, name, pools)}
-        rows.append(row)
-        if on_row:
-            on_row(row)
-    compare(rows, rows[0], total_demand(instance))
+    for view, planned in views:
+        wanted = names + ([BUY_TO_AVERAGE] if view == INSTRUMENTS and greedy else [])
+        if view == INSTRUMENTS:  # greedy buys nothing: its row is the hourly view's
+            wanted = [name for name in wanted if name != GREEDY]
+        mine = []
+        for name in wanted:
+            plan, pools = run_plan(planned, name, options)
+            row = {"scenario": "base", "view": view, **plan_row(planned, plan, name, pools)}
+            mine.append(row)
+            if on_row:
+                on_row(row)
+        compare(mine, mine[0], total_demand(instance))
+        rows += mine
+    hourly_total = {row["plan"]: row.get("total_usd") for row in rows if row["view"] == HOURLY}
+    for row in rows:
+        # Against the same plan on hourly prices (buy-to-average: against greedy, whose allocations it keeps).
+        base = hourly_total.get(GREEDY if row["plan"] == BUY_TO_AVERAGE else row["plan"])
+        if row["view"] == INSTRUMENTS and row.get("total_usd") is not None and base is not None:
+            row["instruments_saving_usd"] = base - row["total_usd"]
     return pd.DataFrame(rows).reindex(columns=ROW_COLUMNS)
 
 
@@ -187,6 +221,8 @@ def _sweep_task(task: dict[str, Any]) -> dict[str, Any]:
     head = {"scenario": task["scenario"]["name"], "view": task["view"], "plan": task["restriction"]}
     try:
         instance = instance_from_data(task["instance"], source="sweep instance")
+        if task.get("held_purchases"):
+            instance = hold_purchases(instance, task["held_purchases"])
         scenario = Scenario.model_validate(task["scenario"])
         shocked = apply_scenario(instance, scenario)
         options = SolveOptions.model_validate(task["options"])
@@ -194,6 +230,7 @@ def _sweep_task(task: dict[str, Any]) -> dict[str, Any]:
         row = {**head, **plan_row(shocked, plan, task["restriction"], pools)}
         if plan.has_plan:
             row["_reservations"] = dict(zip(plan.reservations.pool, map(int, plan.reservations.chips)))
+            row["_purchases"] = plan.purchases.to_dict("records")
         return row
     except InputError as exc:
         return {**head, "status": "infeasible", "note": exc.render().replace("\n", " ")}
@@ -202,6 +239,28 @@ def _sweep_task(task: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - one broken row must not stop a sweep
         last = traceback.format_exc().strip().splitlines()[-1]
         return {**head, "status": "error", "note": f"{type(exc).__name__}: {exc} ({last})"}
+
+
+def hold_purchases(instance: Instance, purchases: list[dict[str, Any]]) -> Instance:
+    """The instance with a plan's purchases (purchases.csv rows) bought already: its blocks become
+    each offer's ``bought``, its commitment levels each commitment's ``level`` (paid whatever the
+    plan does next).  Contracts hold as they are."""
+    from optimizer.input.schema import BoughtBlocks
+
+    pools = {pool.id: pool for pool in instance.pools}
+    blocks: dict[str, list] = {}
+    levels: dict[str, float] = {}
+    for row in purchases:
+        if row["kind"] == "capacity_block":
+            blocks.setdefault(row["instrument"], []).append((int(row["start_hour"]), int(row["quantity"])))
+        elif row["kind"] in ("spend", "usage"):
+            levels[row["instrument"]] = row["quantity"]
+    offers = [offer.model_copy(update={"bought": [
+        BoughtBlocks(start_hour=start, blocks=chips // pools[offer.pool].block) for start, chips in blocks[offer.id]]})
+        if offer.id in blocks else offer for offer in instance.capacity_blocks]
+    commitments = [c.model_copy(update={"level": float(levels[c.id])}) if c.id in levels else c
+                   for c in instance.commitments]
+    return instance.model_copy(update={"capacity_blocks": offers, "commitments": commitments})
 
 
 def default_workers(threads: int | None) -> int:
@@ -229,17 +288,20 @@ def sweep(
     base = Scenario(name="base", description="the instance as given")
     all_scenarios = [base] + [s for s in scenarios if s.name != "base"]
 
-    def task(scenario, restriction, view, fixed=None):
+    def task(scenario, restriction, view, fixed=None, purchases=None):
         return {"instance": payload, "scenario": scenario.model_dump(mode="json"), "restriction": restriction,
-                "view": view, "options": options.model_dump(), "fixed_reservations": fixed}
+                "view": view, "options": options.model_dump(), "fixed_reservations": fixed,
+                "held_purchases": purchases}
 
     run = _dask_runner(cluster) if cluster else _process_runner(workers or default_workers(options.threads))
     # Phase 1: every re-optimised row; the base rows also bring back their plan's reservations.
     rows = run([task(s, r, "reoptimised") for s in all_scenarios for r in names], on_row)
     bought = {r["plan"]: r.get("_reservations") for r in rows if r["scenario"] == "base"}
-    # Phase 2: each shock hitting the capacity each restriction's base plan already reserved.
+    purchased = {r["plan"]: r.get("_purchases") for r in rows if r["scenario"] == "base"}
+    # Phase 2: each shock hitting the capacity each restriction's base plan already reserved, and
+    # every block and commitment level it bought.
     held = [
-        task(s, r, "reservations_held", bought[r])
+        task(s, r, "reservations_held", bought[r], purchased.get(r))
         for s in all_scenarios[1:]
         for r in names
         if r != GREEDY and bought.get(r) is not None

@@ -209,6 +209,9 @@ def _read_lockin(path: str | Path) -> pd.DataFrame:
     if not needed <= set(frame.columns):
         raise InputError(str(path), [FieldError("", f"needs the columns {sorted(needed)}", "use chipmix lockin --out")])
     keep = frame.plan.eq("multi") | frame.plan.astype(str).str.startswith("vendor=") | frame.plan.eq("greedy")
+    if "view" in frame.columns and frame.view.eq("instruments").any():
+        # With instruments: the plans that may buy them, and greedy (which buys nothing) for scale.
+        keep &= frame.view.eq("instruments") | frame.plan.eq("greedy")
     columns = [c for c in ("plan", "status", "gap", "total_usd", "premium_pct", "note") if c in frame.columns]
     return frame.loc[keep, columns].reset_index(drop=True)
 
