@@ -24,6 +24,7 @@ def test_the_library_has_every_instance_the_readme_lists():
         "power-capped-campus",
         "nvidia-shortage",
         "fleet-year",
+        "procurement-quarter",
     }
     listed = (INSTANCES / "README.md").read_text()
     for name in LIBRARY:
@@ -154,3 +155,18 @@ def test_built_demand_follows_the_rhythm_and_the_stated_rule():
     peak = 120 * 2 * 70e9 * mean_llm_tokens_per_request(INSTANCES / "data") / 1e15
     assert max(chat.demand_pflops) == pytest.approx(peak, abs=1e-3)
     assert min(chat.demand_pflops) == pytest.approx(0.35 * peak, rel=0.02)
+
+
+def test_procurement_quarter_puts_every_instrument_in_play(tmp_path):
+    """The decomposed solve (the direct MILP is slow at 2184 hours of whole blocks) buys capacity
+    blocks, a Savings Plan level and both CUDs, and runs Azure's dearest chips because its
+    minimum is paid anyway; the checker passes the plan."""
+    instance = optimizer.load_instance(INSTANCES / "procurement-quarter.yaml")
+    plan = solve_checked(instance, tmp_path, method="decompose", mip_rel_gap=1e-2, time_limit_s=300)
+    assert plan.status is SolveStatus.OPTIMAL and plan.gap <= 1e-2
+    bought = plan.purchases.set_index("instrument")
+    assert plan.cost_usd["blocks"] > 0 and (plan.purchases.kind == "capacity_block").sum() >= 1
+    assert bought.quantity["aws-savings-plan"] > 0 and bought.quantity["gcp-v6e-cud"] > 0
+    assert bought.quantity["gcp-v5p-cud"] > 0
+    azure = plan.allocations[plan.allocations.pool == "azure-h100-od"].chips.sum()
+    assert azure > 0 and bought.usd["azure-minimum"] < 0.01 * 1.5e6

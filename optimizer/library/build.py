@@ -76,6 +76,7 @@ class _Builder:
         self.chips_by_id = {chip.id: chip for chip in spec.chips}
         self.errors: list[FieldError] = []
         self.citations: list[str] = []
+        self.on_demand_price: dict[str, float] = {}  # pool id -> catalogue on-demand USD per chip-hour
         self.start = datetime.fromisoformat(spec.start.replace("Z", "+00:00")).astimezone(timezone.utc)
 
     def error(self, path: str, reason: str, hint: str | None = None) -> None:
@@ -172,6 +173,8 @@ class _Builder:
                 return None
             base = "spot" if pool.pricing == "spot" else "on_demand"
             per_chip = offering.usd_per_chip_hour(base)
+            if per_chip is not None and base == "on_demand":
+                self.on_demand_price[pool.id] = per_chip
             if per_chip is None:
                 self.error(f"{path}.pricing", f"the catalogue has no {base} price for {offering.cite()}")
                 return None
@@ -180,6 +183,8 @@ class _Builder:
                     self.error("reserved_discount", "needed for reserved pools", "set it and state why in assumptions")
                     return None
                 per_chip *= 1 - self.spec.reserved_discount
+            if pool.pricing == "capacity_block":
+                per_chip = 0.0  # prepaid: its offers carry the price
             price = per_chip
             block = block or offering.chips_per_instance
             self.citations.append(f"{pool.id} <- {offering.cite()} {base} ${offering.usd_per_chip_hour(base):.4f}/chip-h")
@@ -285,6 +290,46 @@ class _Builder:
             out.append(entry)
         return out
 
+    def instruments(self) -> dict[str, list[dict[str, Any]]]:
+        """Offers priced as a share of their pool's catalogue price, usage commitments' rates as a
+        discount on their rate pool's, contracts as given; only the lists the spec has."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        offers = []
+        for index, offer in enumerate(self.spec.capacity_blocks):
+            price = self.on_demand_price.get(offer.pool)
+            if price is None:
+                self.error(f"capacity_blocks[{index}]({offer.id}).pool", f"no catalogue-priced pool {offer.pool!r}",
+                           "name a capacity_block pool of this spec")
+                continue
+            entry = offer.model_dump(exclude_none=True, exclude={"price_vs_on_demand", "bought"})
+            entry["usd_per_chip_hour"] = round(price * offer.price_vs_on_demand, 6)
+            if offer.bought:
+                entry["bought"] = [b.model_dump() for b in offer.bought]
+            offers.append(entry)
+            self.citations.append(f"{offer.id} <- {offer.pool} on-demand x {offer.price_vs_on_demand:g}")
+        commitments = []
+        for index, commitment in enumerate(self.spec.commitments):
+            entry = commitment.model_dump(exclude_none=True, exclude={"rate_pool", "discount"})
+            entry["applies_to"] = commitment.applies_to.model_dump(exclude_none=True)
+            if commitment.kind == "spend":
+                entry["discount"] = commitment.discount
+            else:
+                price = self.on_demand_price.get(commitment.rate_pool or "")
+                if price is None:
+                    self.error(f"commitments[{index}]({commitment.id}).rate_pool", "a usage commitment needs the "
+                               "catalogue-priced pool its discount is on", "name one of the pools it covers")
+                    continue
+                entry["usd_per_chip_hour"] = round(price * (1 - commitment.discount), 6)
+                self.citations.append(f"{commitment.id} <- {commitment.rate_pool} on-demand x (1 - {commitment.discount:g})")
+            commitments.append(entry)
+        contracts = [c.model_dump(exclude_none=True) for c in self.spec.contracts]
+        for contract in contracts:
+            contract["applies_to"] = {k: v for k, v in contract["applies_to"].items() if v is not None}
+        for key, value in (("capacity_blocks", offers), ("commitments", commitments), ("contracts", contracts)):
+            if value:
+                out[key] = value
+        return out
+
     def build(self) -> dict[str, Any]:
         self.rhythm = weekly_rhythm(self.data_dir)
         self.llm_tokens = mean_llm_tokens_per_request(self.data_dir)
@@ -293,6 +338,7 @@ class _Builder:
         sites = self.sites()
         pools = [entry for i, p in enumerate(self.spec.pools) if (entry := self.pool(i, p)) is not None]
         workloads = self.workloads()
+        instruments = self.instruments()
         for index, shock in enumerate(self.spec.shocks):
             if shock.to_hour <= shock.from_hour:
                 self.error(f"shocks[{index}].to_hour", "must be after from_hour")
@@ -328,6 +374,7 @@ class _Builder:
             "sites": sites,
             "pools": pools,
             "workloads": workloads,
+            **instruments,
         }
 
 

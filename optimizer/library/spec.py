@@ -14,7 +14,9 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
-from optimizer.input.schema import Efficiency, Id, NonNegativeFloat, PositiveFloat, Pricing, StrictModel
+from optimizer.input.schema import (
+    AppliesTo, BoughtBlocks, Contract, Efficiency, Id, NonNegativeFloat, PositiveFloat, Pricing, StrictModel,
+)
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
@@ -113,6 +115,41 @@ class TrainingSpec(StrictModel):
 WorkloadSpec = Annotated[Union[InferenceSpec, TrainingSpec], Field(discriminator="type")]
 
 
+class BlockOfferSpec(StrictModel):
+    """A capacity-block offer on a ``capacity_block`` pool, priced as a share of the pool's
+    catalogue on-demand price (the catalogue has no block prices): state the share's source in
+    assumptions."""
+
+    id: Id
+    pool: Id
+    duration_hours: Annotated[int, Field(ge=1)]
+    earliest_start_hour: Annotated[int, Field(ge=0)] = 0
+    latest_start_hour: Annotated[int, Field(ge=0)] | None = None
+    start_step_hours: Annotated[int, Field(ge=1)] = 24
+    price_vs_on_demand: Annotated[float, Field(gt=0, le=2)] = Field(
+        description="Block usd_per_chip_hour = the pool's catalogue on-demand price x this.")
+    max_blocks: Annotated[int, Field(ge=0)] | None = None
+    bought: list[BoughtBlocks] = Field(default_factory=list)
+    description: str | None = None
+
+
+class CommitmentSpec(StrictModel):
+    """A commitment as the instance has it, except that a usage commitment's rate is a discount
+    on the catalogue on-demand price of ``rate_pool`` (one of the pools it covers)."""
+
+    id: Id
+    kind: Literal["spend", "usage"]
+    applies_to: AppliesTo
+    discount: Annotated[float, Field(ge=0, lt=1)] = Field(
+        description="spend: the instance's discount; usage: the committed rate is rate_pool's price x (1 - discount).")
+    rate_pool: Id | None = Field(default=None, description="usage: the pool whose on-demand price the discount is on.")
+    start_hour: Annotated[int, Field(ge=0)] = 0
+    end_hour: Annotated[int, Field(ge=0)] | None = None
+    level: NonNegativeFloat | None = None
+    max_level: NonNegativeFloat | None = None
+    description: str | None = None
+
+
 class AvailabilityShock(StrictModel):
     """Scale the chips available in matching rented pools over ``[from_hour, to_hour)``.
 
@@ -156,3 +193,6 @@ class InstanceSpec(StrictModel):
     pools: list[PoolSpec] = Field(min_length=1)
     workloads: list[WorkloadSpec] = Field(min_length=1)
     shocks: list[AvailabilityShock] = Field(default_factory=list)
+    capacity_blocks: list[BlockOfferSpec] = Field(default_factory=list)
+    commitments: list[CommitmentSpec] = Field(default_factory=list)
+    contracts: list[Contract] = Field(default_factory=list)
