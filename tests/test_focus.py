@@ -52,7 +52,11 @@ def parse(text: str) -> list[dict[str, str]]:
 @pytest.mark.parametrize("period", ["hour", "day"])
 def test_the_export_has_every_mandatory_column_typed_as_the_spec_says(solved, period):
     instance, plan, target = solved
-    rows = parse(export_focus(instance, target, period))
+    assert_typed(parse(export_focus(instance, target, period)))
+
+
+def assert_typed(rows: list[dict[str, str]]) -> None:
+    """Every row as the FOCUS 1.2 column list types it."""
     assert rows
     header = list(rows[0])
     mandatory = {name for name, spec in SPEC.items() if spec["feature_level"] == "Mandatory"}
@@ -163,3 +167,63 @@ def test_a_start_without_a_zone_is_utc_whatever_the_machines_zone(monkeypatch):
         monkeypatch.delenv("TZ")
         time.tzset()
     assert rows[0]["ChargePeriodStart"] == "2026-01-05T00:00:00Z"
+
+
+#: Every instrument at once: a capacity block, a Savings-Plan-like spend level, a usage CUD, and a
+#: take-or-pay minimum that the plan falls short of.
+INSTRUMENTS = {
+    **instance_data(
+        hours=24,
+        chips=[chip("h100"), chip("tpu", vendor="google", peak_tflops=800.0, power_kw=0.8)],
+        sites=[site("use1", cloud="aws", energy_usd_per_mwh=50.0), site("gcp1", cloud="gcp", region="us-central1"),
+               site("neo", cloud="fluidstack", region="eu")],
+        pools=[pool("aws-od", site="use1", usd_per_chip_hour=4.0, available=16, block=8),
+               pool("aws-cb", site="use1", pricing="capacity_block", usd_per_chip_hour=0.0, available=32, block=8),
+               pool("gcp-od", site="gcp1", chip="tpu", usd_per_chip_hour=2.5, available=24),
+               pool("neo-od", site="neo", usd_per_chip_hour=5.0, available=2)],
+        workloads=[inference("chat", demand_pflops=[12.0 + 8.0 * (t % 12 >= 6) for t in range(24)],
+                             efficiency={"h100": 0.5, "tpu": 0.45}, unmet_usd_per_pflops_hour=50.0),
+                   training("ft", work_eflop=50.0, efficiency={"h100": 0.4, "tpu": 0.35})],
+    ),
+    "start": "2026-01-05T00:00:00Z",
+    "capacity_blocks": [{"id": "cb-half-day", "pool": "aws-cb", "duration_hours": 12, "start_step_hours": 12,
+                         "usd_per_chip_hour": 2.9}],
+    "commitments": [{"id": "aws-sp", "kind": "spend", "applies_to": {"cloud": "aws"}, "discount": 0.3},
+                    {"id": "gcp-cud", "kind": "usage", "applies_to": {"chip": "tpu"}, "usd_per_chip_hour": 1.6}],
+    "contracts": [{"id": "neo-minimum", "applies_to": {"cloud": "fluidstack"}, "min_usd": 1000.0}],
+}
+
+
+@pytest.fixture(scope="module")
+def bought(tmp_path_factory):
+    instance = optimizer.instance_from_data(INSTRUMENTS)
+    plan = solve_checked(instance, tmp_path_factory.mktemp("focus-instruments"))
+    target = plan.write(tmp_path_factory.mktemp("focus-instruments-plan") / "plan")
+    return instance, plan, target
+
+
+@pytest.mark.parametrize("period", ["hour", "day"])
+def test_instruments_are_purchases_used_and_unused_rows_that_add_up_to_the_bill(bought, period):
+    instance, plan, target = bought
+    kinds = set(plan.purchases[plan.purchases.usd > 0].kind)
+    assert {"capacity_block", "usage", "contract"} <= kinds, plan.purchases  # the data puts them in play
+    rows = parse(export_focus(instance, target, period))
+    assert_typed(rows)
+    bill = plan.cost_usd["total"] - plan.cost_usd["energy"] - plan.cost_usd["penalty"]
+    assert sum(float(r["BilledCost"]) for r in rows) == pytest.approx(bill, rel=1e-9)
+    assert sum(float(r["EffectiveCost"]) for r in rows) == pytest.approx(bill, rel=1e-9)
+    assert sum(float(r["x_EnergyUsd"]) for r in rows if r["x_EnergyUsd"]) == pytest.approx(plan.cost_usd["energy"], rel=1e-9)
+    # Each commitment's level is billed by its Purchase rows and spent by its Used and Unused rows.
+    for row in plan.purchases.itertuples():
+        if row.kind not in ("usage", "spend") or row.usd <= 0:
+            continue
+        mine = [r for r in rows if r["CommitmentDiscountId"] == row.instrument]
+        assert sum(float(r["BilledCost"]) for r in mine) == pytest.approx(row.usd, rel=1e-9)
+        assert sum(float(r["EffectiveCost"]) for r in mine if r["CommitmentDiscountStatus"]) == pytest.approx(row.usd, rel=1e-9)
+        covered = plan.coverage[plan.coverage.commitment == row.instrument].chips.sum()
+        used = sum(float(r["PricingQuantity"]) for r in mine if r["CommitmentDiscountStatus"] == "Used")
+        assert used == pytest.approx(covered, rel=1e-9)
+    blocks = [r for r in rows if r["CommitmentDiscountType"] == "Capacity Block"]
+    assert sum(float(r["BilledCost"]) for r in blocks) == pytest.approx(plan.cost_usd["blocks"], rel=1e-9)
+    shortfall = [r for r in rows if r["ChargeCategory"] == "Adjustment"]
+    assert sum(float(r["BilledCost"]) for r in shortfall) == pytest.approx(plan.cost_usd["contract_shortfall"], rel=1e-9)

@@ -12,10 +12,22 @@ pricing maps to FOCUS:
   the chips held (``BilledCost``; its ``EffectiveCost`` is 0, amortised into usage), its usage
   rows are ``Committed`` with ``BilledCost`` 0 and ``EffectiveCost`` the used chip-hours at the
   pool's rate (``CommitmentDiscountStatus`` Used), and one row per period carries the unused
-  chip-hours (Unused).  So the sums of ``BilledCost`` and of ``EffectiveCost`` are both the
-  plan's usage + reserved cost.
+  chip-hours (Unused).
+- a capacity-block purchase is a ``Purchase`` row (``One-Time``, in the period its block starts,
+  ``CommitmentDiscountId`` = the offer, type Capacity Block, ``EffectiveCost`` 0); usage of the
+  block pool is ``Committed`` at the blocks' rate in that period, and the chip-hours held but not
+  used are an ``Unused`` row, so the blocks' fees are amortised over their hours.
+- a commitment (spend or usage) bills its level in each period of its window as a ``Purchase``
+  row (``CommitmentDiscountCategory`` Spend or Usage, ``EffectiveCost`` 0); the usage it covers
+  (coverage.csv) is split off its pool's usage rows, pro rata over the workloads of that pool and
+  period, as ``Committed`` rows at the committed rate (``CommitmentDiscountStatus`` Used), and
+  what the level did not cover is an ``Unused`` row.
+- a take-or-pay contract's shortfall is an ``Adjustment`` row in the last period.
 - energy (chip power x PUE at the site's price) is chipmix's own term, in ``x_EnergyUsd`` and
   ``x_EnergyMwh`` on the usage rows; unmet-demand penalties are not charges and are left out.
+
+So the sums of ``BilledCost`` and of ``EffectiveCost`` are both the plan's compute bill: every
+cost term but energy and penalty.
 
 Charge periods start at the instance's ``start`` (UTC); an instance without one starts at
 1970-01-01T00:00:00Z, and ``x_HourIndex`` gives the plan's own hour either way.
@@ -48,7 +60,8 @@ COLUMNS = [
     "ResourceId", "ResourceName", "ResourceType", "ServiceCategory", "ServiceName", "SkuId", "SkuPriceId",
     "x_Workload", "x_Chip", "x_Vendor", "x_Chips", "x_HourIndex", "x_EnergyMwh", "x_EnergyUsd",
 ]
-_PRICING = {"owned": "Standard", "on_demand": "Standard", "spot": "Dynamic", "reserved": "Committed"}
+_PRICING = {"owned": "Standard", "on_demand": "Standard", "spot": "Dynamic", "reserved": "Committed",
+            "capacity_block": "Committed"}
 
 
 def _decimal(value: float) -> str:
@@ -69,19 +82,13 @@ def _records(table: Any) -> list[dict[str, Any]]:
     return table.to_dict("records") if hasattr(table, "to_dict") else list(table)
 
 
-def focus_rows(instance: Instance, allocations: Any, reservations: Any, period: str = "hour") -> list[dict[str, Any]]:
+def focus_rows(instance: Instance, allocations: Any, reservations: Any, period: str = "hour",
+               purchases: Any = (), coverage: Any = ()) -> list[dict[str, Any]]:
     """The FOCUS rows of a plan given as tables (DataFrames, or lists of dicts with the columns
-    of allocations.csv and reservations.csv)."""
+    of allocations.csv, reservations.csv, purchases.csv and coverage.csv)."""
     if period not in PERIODS:
         raise InputError("--period", [FieldError("period", f"unknown charge period {period!r}", "use hour or day")])
     step = PERIODS[period]
-    if instance.capacity_blocks or instance.commitments or instance.contracts:
-        # Their FOCUS rows (block purchases, commitment purchases, used and unused commitment
-        # chip-hours) are not written yet: a partial cost dataset would not add up to the plan's.
-        raise InputError(instance.name, [FieldError(
-            "capacity_blocks / commitments / contracts",
-            "the FOCUS export does not cover procurement instruments yet",
-            "export a plan of the instance without them, or read purchases.csv and coverage.csv")])
     pools = {pool.id: pool for pool in instance.pools}
     sites = {site.id: site for site in instance.sites}
     chips = {chip.id: chip for chip in instance.chips}
@@ -132,21 +139,78 @@ def focus_rows(instance: Instance, allocations: Any, reservations: Any, period: 
             "x_Chip": chip.id, "x_Vendor": chip.vendor, "x_HourIndex": first_hour,
         }
 
+    commitments = {c.id: c for c in instance.commitments}
+    offers = {o.id: o for o in instance.capacity_blocks}
+    # Chip-hours each commitment covers per (pool, period), and the blocks' chip-hours and fees per
+    # (pool, period): the committed rates the usage rows below are priced at.
+    covered: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for row in _records(coverage):
+        hour = int(row["hour"])
+        covered[(row["pool"], hour - hour % step)][row["commitment"]] += float(row["chips"])
+    held_blocks: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0])  # chip-hours, USD
+    block_purchases = [row for row in _records(purchases) if row["kind"] == "capacity_block"]
+    for row in block_purchases:
+        offer = offers[row["instrument"]]
+        chips_held, start_hour = int(float(row["quantity"])), int(row["start_hour"])
+        for hour in range(start_hour, min(start_hour + offer.duration_hours, instance.hours)):
+            entry = held_blocks[(offer.pool, hour - hour % step)]
+            entry[0] += chips_held
+            entry[1] += chips_held * offer.usd_per_chip_hour
+
+    def committed_rate(commitment, pool) -> float:
+        if commitment.kind == "spend":
+            return (1 - commitment.discount) * pool.usd_per_chip_hour
+        return commitment.usd_per_chip_hour
+
+    def with_commitment(row: dict[str, Any], commitment_id: str, category: str, kind: str) -> dict[str, Any]:
+        return {**row, "CommitmentDiscountId": commitment_id, "CommitmentDiscountName": commitment_id,
+                "CommitmentDiscountCategory": category, "CommitmentDiscountType": kind}
+
     rows: list[dict[str, Any]] = []
     for (pool_id, workload, first), (chip_hours, mwh, energy_usd, peak) in sorted(use.items()):
         pool = pools[pool_id]
-        cost = chip_hours * pool.usd_per_chip_hour
         committed = pool.pricing == "reserved"
-        rows.append({
+        # The share of this pool-period's chip-hours each commitment paid for, pro rata over workloads.
+        total = used_per_pool_period[(pool_id, first)]
+        shares = {c: chips / total for c, chips in sorted(covered.get((pool_id, first), {}).items())} if total else {}
+        own = 1.0 - sum(shares.values())
+        usage_row = {
             **base(pool, first), "ChargeCategory": "Usage", "ChargeFrequency": "Usage-Based",
-            "ChargeDescription": f"{pool.chip} chips of {pool_id} for {workload}",
-            "PricingCategory": _PRICING[pool.pricing], "PricingQuantity": _decimal(chip_hours),
-            "ConsumedQuantity": _decimal(chip_hours),
-            "BilledCost": _decimal(0.0 if committed else cost), "EffectiveCost": _decimal(cost),
-            "ListCost": _decimal(cost), "ContractedCost": _decimal(cost),
-            "CommitmentDiscountStatus": "Used" if committed else None,
-            "x_Workload": workload, "x_Chips": peak, "x_EnergyMwh": _decimal(mwh), "x_EnergyUsd": _decimal(energy_usd),
-        })
+            "ChargeDescription": f"{pool.chip} chips of {pool_id} for {workload}", "x_Workload": workload, "x_Chips": peak,
+        }
+        if pool.pricing == "capacity_block":
+            held_chip_hours, fees = held_blocks.get((pool_id, first), (0.0, 0.0))
+            rate = fees / held_chip_hours if held_chip_hours else 0.0
+            usage_row = with_commitment(usage_row, ",".join(sorted({r["instrument"] for r in block_purchases
+                                                                    if offers[r["instrument"]].pool == pool_id})),
+                                        "Usage", "Capacity Block")
+            billed, effective, status = chip_hours * pool.usd_per_chip_hour, chip_hours * (pool.usd_per_chip_hour + rate), "Used"
+            usage_row["ContractedUnitPrice"] = _decimal(pool.usd_per_chip_hour + rate)
+        else:
+            cost = own * chip_hours * pool.usd_per_chip_hour
+            billed, effective, status = (0.0 if committed else cost), cost, ("Used" if committed else None)
+        if own > 1e-12:
+            rows.append({
+                **usage_row, "PricingCategory": _PRICING[pool.pricing], "PricingQuantity": _decimal(own * chip_hours),
+                "ConsumedQuantity": _decimal(own * chip_hours), "BilledCost": _decimal(billed),
+                "EffectiveCost": _decimal(effective), "ListCost": _decimal(own * chip_hours * pool.usd_per_chip_hour),
+                "ContractedCost": _decimal(effective), "CommitmentDiscountStatus": status,
+                "x_EnergyMwh": _decimal(own * mwh), "x_EnergyUsd": _decimal(own * energy_usd),
+            })
+        for commitment_id, share in shares.items():
+            commitment = commitments[commitment_id]
+            quantity = share * chip_hours
+            rows.append({
+                **with_commitment(usage_row, commitment_id, "Spend" if commitment.kind == "spend" else "Usage",
+                                  f"{commitment.kind.capitalize()} Commitment"),
+                "ChargeDescription": f"{pool.chip} chips of {pool_id} for {workload}, paid by {commitment_id}",
+                "PricingCategory": "Committed", "PricingQuantity": _decimal(quantity), "ConsumedQuantity": _decimal(quantity),
+                "BilledCost": "0", "EffectiveCost": _decimal(quantity * committed_rate(commitment, pool)),
+                "ListCost": _decimal(quantity * pool.usd_per_chip_hour),
+                "ContractedCost": _decimal(quantity * committed_rate(commitment, pool)),
+                "CommitmentDiscountStatus": "Used", "ContractedUnitPrice": _decimal(committed_rate(commitment, pool)),
+                "x_EnergyMwh": _decimal(share * mwh), "x_EnergyUsd": _decimal(share * energy_usd),
+            })
     for pool_id, count in sorted(held.items()):
         pool = pools[pool_id]
         if count <= 0:
@@ -174,8 +238,114 @@ def focus_rows(instance: Instance, allocations: Any, reservations: Any, period: 
                     "ContractedCost": _decimal(cost), "CommitmentDiscountStatus": "Unused",
                     "x_Workload": None, "x_Chips": count, "x_EnergyMwh": "0", "x_EnergyUsd": "0",
                 })
-    rows.sort(key=lambda r: (r["ChargePeriodStart"], r["ResourceId"], r["ChargeCategory"], r["x_Workload"] or ""))
+    rows += _instrument_rows(instance, base, bounds, step, purchases, covered, held_blocks, used_per_pool_period,
+                             committed_rate, with_commitment)
+    rows.sort(key=lambda r: (r["ChargePeriodStart"], r["ResourceId"], r["ChargeCategory"], r["x_Workload"] or "",
+                             r["CommitmentDiscountId"] or ""))
     return rows
+
+
+def _instrument_rows(instance, base, bounds, step, purchases, covered, held_blocks, used_per_pool_period,
+                     committed_rate, with_commitment) -> list[dict[str, Any]]:
+    """Purchase rows of blocks and commitment levels, the Unused rows of both, and contract shortfalls."""
+    pools = {pool.id: pool for pool in instance.pools}
+    offers = {o.id: o for o in instance.capacity_blocks}
+    rows: list[dict[str, Any]] = []
+    quiet = {"ConsumedQuantity": None, "ConsumedUnit": None, "x_Workload": None, "x_EnergyMwh": "0", "x_EnergyUsd": "0"}
+    for row in _records(purchases):
+        kind, instrument = row["kind"], row["instrument"]
+        if kind == "capacity_block":
+            offer = offers[instrument]
+            pool, start_hour, chips = pools[offer.pool], int(row["start_hour"]), int(float(row["quantity"]))
+            rows.append({
+                **with_commitment(base(pool, start_hour - start_hour % step), instrument, "Usage", "Capacity Block"),
+                **quiet, "ChargeCategory": "Purchase", "ChargeFrequency": "One-Time",
+                "ChargeDescription": f"capacity block of {chips} {pool.chip} chips for {offer.duration_hours} h from hour {start_hour}",
+                "PricingCategory": "Standard", "PricingQuantity": _decimal(chips * offer.duration_hours),
+                "BilledCost": _decimal(float(row["usd"])), "EffectiveCost": "0", "ListCost": _decimal(float(row["usd"])),
+                "ContractedCost": _decimal(float(row["usd"])), "ContractedUnitPrice": _decimal(offer.usd_per_chip_hour),
+                "ListUnitPrice": _decimal(offer.usd_per_chip_hour),
+                "CommitmentDiscountStatus": None, "x_Chips": chips,
+            })
+    for (pool_id, first), (held, fees) in sorted(held_blocks.items()):
+        unused = held - used_per_pool_period.get((pool_id, first), 0.0)
+        if unused > 1e-9:
+            pool = pools[pool_id]
+            rate = fees / held
+            ids = ",".join(sorted({r["instrument"] for r in _records(purchases)
+                                   if r["kind"] == "capacity_block" and offers[r["instrument"]].pool == pool_id}))
+            rows.append({
+                **with_commitment(base(pool, first), ids, "Usage", "Capacity Block"), **quiet,
+                "ChargeCategory": "Usage", "ChargeFrequency": "Usage-Based",
+                "ChargeDescription": f"unused capacity-block {pool.chip} chips of {pool_id}",
+                "PricingCategory": "Committed", "PricingQuantity": _decimal(unused), "ConsumedQuantity": "0",
+                "BilledCost": "0", "EffectiveCost": _decimal(unused * rate), "ListCost": _decimal(unused * rate),
+                "ContractedCost": _decimal(unused * rate), "CommitmentDiscountStatus": "Unused", "x_Chips": int(held),
+                "ListUnitPrice": _decimal(rate), "ContractedUnitPrice": _decimal(rate),
+            })
+    levels = {row["instrument"]: float(row["quantity"]) for row in _records(purchases) if row["kind"] in ("spend", "usage")}
+    for commitment in instance.commitments:
+        level = levels.get(commitment.id, 0.0)
+        if level <= 0:
+            continue
+        start = commitment.start_hour
+        end = commitment.end_hour if commitment.end_hour is not None else instance.hours
+        rate = 1.0 if commitment.kind == "spend" else commitment.usd_per_chip_hour
+        category = "Spend" if commitment.kind == "spend" else "Usage"
+        kind = f"{commitment.kind.capitalize()} Commitment"
+        anchor = next(pools[pid] for pid in pools if pools[pid].pricing == "on_demand")  # for provider columns
+        for first in range(start - start % step, end, step):
+            hours = min(first + step, end) - max(first, start)
+            fee = level * rate * hours
+            # What the level paid for in this period, at the committed rate.
+            paid = sum(chips * committed_rate(commitment, pools[pool_id])
+                       for (pool_id, period), per in covered.items() if period == first
+                       for cid, chips in per.items() if cid == commitment.id)
+            matched = [pools[pool_id] for (pool_id, period), per in covered.items() if commitment.id in per]
+            pool = matched[0] if matched else anchor
+            head = {**with_commitment(base(pool, first), commitment.id, category, kind), **quiet,
+                    "ResourceId": commitment.id, "ResourceName": commitment.id, "SkuId": f"commitment:{commitment.kind}",
+                    "SkuPriceId": commitment.id, "ListUnitPrice": _decimal(rate), "ContractedUnitPrice": _decimal(rate),
+                    "PricingUnit": "USD" if commitment.kind == "spend" else "Hours"}
+            rows.append({
+                **head, "ChargeCategory": "Purchase", "ChargeFrequency": "Recurring",
+                "ChargeDescription": f"{commitment.kind} commitment {commitment.id}: level {level:g} for {hours} h",
+                "PricingCategory": "Standard", "PricingQuantity": _decimal(level * hours),
+                "BilledCost": _decimal(fee), "EffectiveCost": "0", "ListCost": _decimal(fee), "ContractedCost": _decimal(fee),
+                "CommitmentDiscountStatus": None, "x_Chips": None,
+            })
+            if fee - paid > 1e-9:
+                rows.append({
+                    **head, "ChargeCategory": "Usage", "ChargeFrequency": "Usage-Based",
+                    "ChargeDescription": f"unused level of commitment {commitment.id}",
+                    "PricingCategory": "Committed", "ConsumedQuantity": "0",
+                    "PricingQuantity": _decimal((fee - paid) / rate), "BilledCost": "0",
+                    "EffectiveCost": _decimal(fee - paid), "ListCost": _decimal(fee - paid),
+                    "ContractedCost": _decimal(fee - paid), "CommitmentDiscountStatus": "Unused", "x_Chips": None,
+                })
+    last = instance.hours - 1 - (instance.hours - 1) % step
+    for row in _records(purchases):
+        if row["kind"] != "contract" or float(row["usd"]) <= 0:
+            continue
+        contract = next(c for c in instance.contracts if c.id == row["instrument"])
+        pool = next((p for p in instance.pools if _contract_covers(instance, contract, p)), instance.pools[0])
+        rows.append({
+            **base(pool, last), **quiet, "ChargeCategory": "Adjustment", "ChargeFrequency": "One-Time",
+            "ChargeDescription": f"take-or-pay shortfall of contract {contract.id} (minimum {contract.min_usd:g} USD)",
+            "ResourceId": contract.id, "ResourceName": contract.id, "SkuId": "contract:minimum", "SkuPriceId": contract.id,
+            "PricingCategory": "Standard", "PricingQuantity": _decimal(float(row["usd"])), "PricingUnit": "USD",
+            "ListUnitPrice": "1", "ContractedUnitPrice": "1",
+            "BilledCost": _decimal(float(row["usd"])), "EffectiveCost": _decimal(float(row["usd"])),
+            "ListCost": _decimal(float(row["usd"])), "ContractedCost": _decimal(float(row["usd"])),
+            "CommitmentDiscountStatus": None, "x_Chips": None,
+        })
+    return rows
+
+
+def _contract_covers(instance: Instance, contract, pool) -> bool:
+    from optimizer.input.instruments import CONTRACT_PRICING, pool_matches
+
+    return pool.pricing in CONTRACT_PRICING and pool_matches(contract.applies_to, pool, instance)
 
 
 def focus_csv(rows: Iterable[dict[str, Any]]) -> str:
@@ -188,13 +358,19 @@ def focus_csv(rows: Iterable[dict[str, Any]]) -> str:
 
 
 def export_focus(instance: Instance, plan_dir: str | Path, period: str = "hour") -> str:
-    """focus.csv of the plan files in ``plan_dir`` (allocations.csv, reservations.csv)."""
+    """focus.csv of the plan files in ``plan_dir`` (allocations.csv, reservations.csv,
+    purchases.csv, coverage.csv; the last two may be absent for an instance without instruments)."""
     plan_dir = Path(plan_dir)
     tables = {}
-    for name in ("allocations", "reservations"):
+    has_instruments = bool(instance.capacity_blocks or instance.commitments or instance.contracts)
+    for name in ("allocations", "reservations", "purchases", "coverage"):
         path = plan_dir / f"{name}.csv"
+        if not path.exists() and name in ("purchases", "coverage") and not has_instruments:
+            tables[name] = []
+            continue
         if not path.exists():
             raise InputError(str(plan_dir), [FieldError(f"{name}.csv", "missing", "give a folder chipmix solve wrote")])
         with path.open(newline="") as handle:
             tables[name] = list(csv.DictReader(handle))
-    return focus_csv(focus_rows(instance, tables["allocations"], tables["reservations"], period))
+    return focus_csv(focus_rows(instance, tables["allocations"], tables["reservations"], period,
+                                tables["purchases"], tables["coverage"]))

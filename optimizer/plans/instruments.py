@@ -119,7 +119,10 @@ def purchase_table(data: ModelData, bought: Bought, shortfalls: np.ndarray) -> p
                      float(level) if spend else int(round(level)), "usd_per_hour" if spend else "chips", float(fee)))
     for k, short in enumerate(shortfalls):
         rows.append((i.contract_ids[k], "contract", 0, float(short), "usd", float(short)))
-    return pd.DataFrame(rows, columns=PURCHASE_COLUMNS)
+    # Chips stay whole numbers beside USD/hour levels in one column (object, not float64).
+    columns = list(zip(*rows)) if rows else [[] for _ in PURCHASE_COLUMNS]
+    return pd.DataFrame({name: pd.Series(list(values), dtype=object if name == "quantity" else None)
+                         for name, values in zip(PURCHASE_COLUMNS, columns)}, columns=PURCHASE_COLUMNS)
 
 
 def coverage_table(data: ModelData, bought: Bought) -> pd.DataFrame:

@@ -417,7 +417,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
         def build() -> str:
             instance = instance_from_data(job.request["instance"], source="instance")
-            return focus_csv(focus_rows(instance, result["allocations"], result["reservations"], period))
+            return focus_csv(focus_rows(instance, result["allocations"], result["reservations"], period,
+                                        result.get("purchases", []), result.get("coverage", [])))
 
         return PlainTextResponse(await asyncio.to_thread(build), media_type="text/csv")
 
