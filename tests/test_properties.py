@@ -141,3 +141,61 @@ def test_highs_cbc_and_cpsat_agree(tmp_path, data):
     scaling = plan.details["solver"]["scaling_bound_usd"]
     assert abs(plan.objective_usd - highs) <= scaling + 1e-6 * max(1.0, highs)
     assert plan.bound_usd <= highs + 1e-6 * max(1.0, highs)
+
+
+@st.composite
+def instrument_for(draw, data):
+    """An instrument the instance can take: a capacity-block pool with an offer, or a spend or usage
+    commitment on its on-demand pools (None when it has no on-demand pool to commit to)."""
+    hours = data["hours"]
+    kind = draw(st.sampled_from(["block", "spend", "usage"]))
+    on_demand = [p for p in data["pools"] if p["pricing"] == "on_demand"]
+    if kind == "block":
+        duration = draw(st.integers(1, hours))
+        pool = {"id": "cb", "site": "s0", "chip": draw(st.sampled_from([c["id"] for c in data["chips"]])),
+                "pricing": "capacity_block", "usd_per_chip_hour": 0.0, "available": draw(st.integers(1, 8)),
+                "block": draw(st.sampled_from([1, 2]))}
+        offer = {"id": "offer", "pool": "cb", "duration_hours": duration,
+                 "usd_per_chip_hour": draw(st.sampled_from([0.25, 1.0, 3.0])),
+                 "max_blocks": draw(st.sampled_from([None, 1, 3]))}
+        return {"pools": [pool], "capacity_blocks": [offer]}
+    if not on_demand:
+        return None
+    chip = draw(st.sampled_from(sorted({p["chip"] for p in on_demand})))
+    if kind == "spend":
+        commitment = {"id": "plan", "kind": "spend", "applies_to": {"chip": chip},
+                      "discount": draw(st.sampled_from([0.0, 0.2, 0.5]))}
+    else:
+        commitment = {"id": "cud", "kind": "usage", "applies_to": {"chip": chip},
+                      "usd_per_chip_hour": draw(st.sampled_from([0.25, 1.0, 3.0]))}
+    start = draw(st.integers(0, hours - 1))
+    commitment.update(start_hour=start, end_hour=draw(st.integers(start + 1, hours)))
+    return {"commitments": [commitment]}
+
+
+@PROPERTY_SETTINGS
+@given(data=instances(), extra=st.data())
+def test_adding_an_offer_or_a_commitment_never_raises_the_optimal_cost(tmp_path, data, extra):
+    instrument = extra.draw(instrument_for(data))
+    if instrument is None:
+        event("skipped: no on-demand pool to commit to")
+        return
+    base = optimum(data, tmp_path)
+    bigger = copy.deepcopy(data)
+    bigger["pools"] += instrument.pop("pools", [])
+    bigger.update(instrument)
+    event(f"instrument: {next(iter(instrument))}")
+    assert close_or_below(optimum(bigger, tmp_path), base)
+
+
+@PROPERTY_SETTINGS
+@given(data=instances(), extra=st.data())
+def test_highs_and_cbc_agree_with_instruments(tmp_path, data, extra):
+    instrument = extra.draw(instrument_for(data))
+    if instrument is None:
+        event("skipped: no on-demand pool to commit to")
+        return
+    data = copy.deepcopy(data)
+    data["pools"] += instrument.pop("pools", [])
+    data.update(instrument)
+    assert optimum(data, tmp_path, "pulp-cbc") == pytest.approx(optimum(data, tmp_path), rel=1e-6, abs=1e-6)
