@@ -81,7 +81,11 @@ def main() -> None:
                   f"{format_cell(saving, 'usd')} USD ({100 * saving / multi.total_usd['hourly']:.1f}%) to it.", ""]
     lines += table(frame)
     lines += ["", "Status `optimal` means within the gap asked for (here "
-              f"{args.gap:.0%}), proven by the decomposition's bound; `feasible` means the time limit came first."]
+              f"{args.gap:.0%}), proven by the decomposition's bound; for a solved plan `feasible` means the time "
+              "limit came first. greedy and buy-to-average are rules of thumb: `feasible`, with no bound. "
+              "`infeasible` rows cannot serve the hard pre-training run on the pools they keep; the "
+              "diagnosis says how much at least goes unserved. A restriction that serves the hard run only "
+              "with instruments (a locked-in buyer of capacity blocks) shows it: its hourly row is infeasible."]
     DOC.write_text("\n".join(lines) + "\n")
     print(f"wrote {DOC} and {RESULTS / 'procurement.csv'} in {seconds:.0f} s")
 
