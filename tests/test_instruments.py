@@ -15,7 +15,7 @@ import optimizer
 from optimizer.plans.checker import check_plan
 from tests.helpers import chip, chipmix as run_cli, inference, instance_data, pool, site, solve_checked
 
-#: Every engine and method that takes whole-number models (CP-SAT refuses spend commitments).
+#: Every engine and method.
 ENGINES = [("highs", "direct"), ("highs", "decompose"), ("pulp-highs", "direct"), ("pulp-cbc", "direct"),
            ("cpsat", "direct")]
 
@@ -87,7 +87,7 @@ SPEND = {"id": "aws-sp", "kind": "spend", "applies_to": {"cloud": "aws"}, "disco
 USAGE = {"id": "h100-ri", "kind": "usage", "applies_to": {"chip": "h100"}, "usd_per_chip_hour": 2.5}
 
 
-@pytest.mark.parametrize("engine", ["highs", "pulp-highs", "pulp-cbc"])
+@pytest.mark.parametrize("engine", ["highs", "pulp-highs", "pulp-cbc", "cpsat"])
 def test_the_best_spend_level_is_a_quantile_of_hourly_usage(tmp_path, engine):
     # Usage 1, 2, 3, 4 chips at $4. A level of L USD/h covers x = L / (0.5 x 4) = L / 2 chips an
     # hour, so the cost is 4L + 4 sum max(0, u_t - x) = 8x + 4 sum max(0, u_t - x). Its slope is
@@ -162,12 +162,18 @@ def test_a_take_or_pay_minimum_makes_the_dearer_provider_free_at_the_margin(tmp_
     assert big.cost_usd["usage"] + big.cost_usd["contract_shortfall"] == pytest.approx(100.0)
 
 
-def test_cpsat_refuses_spend_commitments_with_the_reason(tmp_path):
-    (tmp_path / "sp.json").write_text(json.dumps(commitment_week(SPEND)))
+def test_cpsat_solves_spend_commitments_on_a_grid_and_states_what_it_may_cost(tmp_path):
+    # CP-SAT chooses covered chips and the level on a grid of 1/1000: the quantile optimum (28) is
+    # on it, the bound is lowered by the stated scaling bound, and the checker passes the plan.
+    plan = solve(commitment_week(SPEND), tmp_path, "cpsat")
+    scaling = plan.details["solver"]["scaling_bound_usd"]
+    assert 0 < scaling < 0.1
+    assert plan.objective_usd == pytest.approx(28.0, abs=scaling)
+    assert plan.bound_usd <= 28.0 + 1e-9
+    (tmp_path / "sp.json").write_text(json.dumps(commitment_week({**SPEND, "level": 4.0005})))
     result = run_cli("solve", tmp_path / "sp.json", "--out", tmp_path / "plan", "--engine", "cpsat")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "engine: cpsat takes whole-number decisions only" in result.stderr and "spend_covered" in result.stderr
-    assert not (tmp_path / "plan").exists()
+    assert result.returncode == 0, result.stderr  # a bought level off the 1/1000 grid gets a finer one
+    assert json.loads((tmp_path / "plan" / "purchases.csv").read_text().splitlines()[1].split(",")[3]) == 4.0005
 
 
 def write_plan(data, tmp_path):

@@ -190,7 +190,7 @@ def test_adding_an_offer_or_a_commitment_never_raises_the_optimal_cost(tmp_path,
 
 @PROPERTY_SETTINGS
 @given(data=instances(), extra=st.data())
-def test_highs_and_cbc_agree_with_instruments(tmp_path, data, extra):
+def test_highs_cbc_and_cpsat_agree_with_instruments(tmp_path, data, extra):
     instrument = extra.draw(instrument_for(data))
     if instrument is None:
         event("skipped: no on-demand pool to commit to")
@@ -198,4 +198,11 @@ def test_highs_and_cbc_agree_with_instruments(tmp_path, data, extra):
     data = copy.deepcopy(data)
     data["pools"] += instrument.pop("pools", [])
     data.update(instrument)
-    assert optimum(data, tmp_path, "pulp-cbc") == pytest.approx(optimum(data, tmp_path), rel=1e-6, abs=1e-6)
+    highs = optimum(data, tmp_path)
+    assert optimum(data, tmp_path, "pulp-cbc") == pytest.approx(highs, rel=1e-6, abs=1e-6)
+    # CP-SAT: spend commitments on their grid, within the stated scaling bound of the MILP.
+    plan = solve_checked(data, tmp_path, engine="cpsat")
+    assert plan.status is optimizer.SolveStatus.OPTIMAL, plan.details["solver_status"]
+    scaling = plan.details["solver"]["scaling_bound_usd"]
+    assert abs(plan.objective_usd - highs) <= scaling + 1e-6 * max(1.0, highs)
+    assert plan.bound_usd <= highs + 1e-6 * max(1.0, highs)

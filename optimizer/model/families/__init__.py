@@ -50,7 +50,7 @@ def check_registry(families: tuple[ConstraintFamily, ...] = FAMILIES) -> None:
     - every continuous variable is either slack that sits in exactly one ``>=`` row family, which
       it names (``covered_by``): CP-SAT's scaling, the decomposition's repair of continuous columns
       and the diagnosis all read such a column as "what that demand row lacks"; or a declared
-      ``decision`` (coverage, a spend level), never settled, which CP-SAT refuses.
+      ``decision`` (coverage, a spend level), never settled, which CP-SAT takes on a grid.
     """
     names: dict[str, str] = {}
     rows = {}

@@ -67,7 +67,7 @@ class Variable:
     cost: tuple[CostTerm, ...] = ()  # the cost terms its objective coefficients feed
     covered_by: str | None = None  # continuous slack: the name of the one ">=" row family it sits in
     #: Continuous, and a decision the plan reports as the solver chose it (a commitment's coverage,
-    #: a spend level), not the slack of a row: it is never settled, and CP-SAT cannot take it.
+    #: a spend level), not the slack of a row: it is never settled, and CP-SAT takes it on a grid.
     decision: bool = False
 
 

@@ -7,15 +7,21 @@ CP-SAT takes integer coefficients and integer variables only, so the model is sc
   1e9, rounded *conservatively*: a ``>=`` row gets its coefficients rounded down and its bound
   up, a ``<=`` row the other way round.  Every variable is >= 0, so a plan that meets the scaled
   row meets the true one: CP-SAT never returns a plan the checker rejects.
-- A continuous column (``unmet``, ``short``, elastic slack) counts units of ``1 / sigma_j``
+- A continuous slack column (``unmet``, ``short``, elastic slack) counts units of ``1 / sigma_j``
   (``sigma_j`` a power of ten), chosen to keep the error bound below small.
+- A continuous decision column (a spend commitment's ``spend_covered`` chips and ``spend_level``)
+  counts units of ``1 / sigma_j``, ``sigma_j = 10^3`` (finer where a fixed value needs it): CP-SAT
+  chooses it on that grid.  Its rows are scaled with the unit in, so they stay exact where they
+  can.  Rounding a plan onto the grid in the direction its rows allow (covered chips down, levels
+  up) keeps every row and costs at most ``|c_j| / sigma_j`` per column: (d) below.
 - The objective is multiplied by ``S = 10^q`` (q <= 6, micro-dollars at most) and rounded.
 
 Where this could make CP-SAT's optimum differ from the MILP's, :func:`scale_model` says by how
 much at most, as ``scaling_bound_usd``: the sum of (a) objective rounding, per column
 ``|c_j - round(c_j S) / S| * ub_j``, (b) in each priced row, the cost of the most the
 rounding can tighten it (``sum_j |a_ij s_i - a^_ij| ub_j`` plus the bound's rounding, over
-``s_i``, at the row's price), and (c) a continuous column's unit (one unit at its price).  The
+``s_i``, at the row's price), (c) a continuous column's unit (one unit at its price), and (d)
+each decision column's grid (``|c_j| / sigma_j``).  The
 plan's cost is re-evaluated exactly in floating point (continuous columns recomputed from the
 integers), never read from the scaled objective, and the bound reported is CP-SAT's bound
 divided by ``S`` minus ``scaling_bound_usd``, so it is a valid bound on the MILP's optimum.
@@ -38,7 +44,6 @@ import numpy as np
 import scipy.sparse as sp
 from ortools.sat.python import cp_model
 
-from optimizer.errors import FieldError, InputError
 from optimizer.solvers.backends import Backend, SolverError
 from optimizer.model.linear import LinearModel
 from optimizer.solvers.options import SolveOptions
@@ -52,6 +57,8 @@ MAX_ROW_EXPONENT = 9
 #: Objective scale: at most micro-dollars, and |objective| bounded so CP-SAT's LP stays exact.
 MAX_OBJECTIVE_EXPONENT = 6
 OBJECTIVE_ACTIVITY_LIMIT = 2.0**53
+#: Grid of a continuous decision column: 1/1000 of a chip, of a USD/hour (finer for fixed values).
+DECISION_EXPONENT, MAX_DECISION_EXPONENT = 3, 6
 #: Workers when the options give no thread count, searched interleaved (deterministically).
 DEFAULT_WORKERS = 8
 
@@ -79,18 +86,20 @@ class ScaledModel:
     hard_row_margin: float  # most any hard row was tightened, relative to its bound
 
 
-def _row_exponents(model: LinearModel) -> np.ndarray:
-    """Per row, the smallest k making coefficients and finite bounds whole, else the largest allowed."""
+def _row_exponents(model: LinearModel, unit: np.ndarray | None = None) -> np.ndarray:
+    """Per row, the smallest k making coefficients (per ``unit`` of their column: the decision
+    columns' grid) and finite bounds whole, else the largest allowed."""
     csr = model.matrix.tocsr()
     n = model.n_rows
     row_of = np.repeat(np.arange(n), np.diff(csr.indptr))
+    data = csr.data if unit is None else csr.data / unit[csr.indices]
     largest = np.zeros(n)
-    np.maximum.at(largest, row_of, np.abs(csr.data))
+    np.maximum.at(largest, row_of, np.abs(data))
     bounds = np.where(np.isfinite(model.row_lower), model.row_lower, np.where(np.isfinite(model.row_upper), model.row_upper, 0.0))
     chosen = np.full(n, -1)
     for k in range(MAX_ROW_EXPONENT + 1):
         scale = 10.0**k
-        bad = np.bincount(row_of, weights=~_is_whole(csr.data * scale), minlength=n) > 0
+        bad = np.bincount(row_of, weights=~_is_whole(data * scale), minlength=n) > 0
         bad |= ~_is_whole(bounds * scale)
         bad |= largest * scale > COEFFICIENT_LIMIT
         chosen = np.where((chosen < 0) & ~bad, k, chosen)
@@ -110,23 +119,20 @@ def scale_model(model: LinearModel) -> ScaledModel:
     at_least = np.isfinite(lower) & ~np.isfinite(upper)
     at_most = np.isfinite(upper) & ~np.isfinite(lower)
     two_sided = ~at_least & ~at_most
-    exponent = _row_exponents(model)
+    decision = model.decision_columns
+    col_unit = np.ones(n_cols)
+    col_unit[decision] = _decision_units(model, decision)
+    exponent = _row_exponents(model, col_unit)
     scale = 10.0**exponent
 
-    # Each continuous column (unmet, short, slack) sits in exactly one >= row, with a positive
-    # coefficient, of the family its variable declares: checked on the model itself
-    # (ModelError names the family otherwise).
+    # Each continuous slack column (unmet, short, slack) sits in exactly one >= row, with a
+    # positive coefficient, of the family its variable declares: checked on the model itself
+    # (ModelError names the family otherwise).  Decision columns are on their grid (col_unit).
     model.check_continuous_columns()
-    decisions = sorted({fam.name for fam in model.variables.values() if fam.decision and fam.size})
-    if decisions:
-        # A continuous decision (a spend commitment's coverage or level) would be cut to a grid:
-        # CP-SAT's optimum and bound would be of another problem.
-        raise InputError("options", [FieldError(
-            "engine", f"cpsat takes whole-number decisions only, and this instance has continuous ones "
-                      f"({', '.join(decisions)}: its spend commitments)",
-            "solve it with --engine highs, pulp-highs or pulp-cbc")])
-    continuous = ~model.col_integer
-    if np.any(~continuous & ~np.isfinite(model.col_upper)):
+    if np.any(decision & ~np.isfinite(model.col_upper)):
+        raise SolverError("CP-SAT needs a finite upper bound on every decision column")
+    continuous = ~model.col_integer & ~decision  # the slack columns
+    if np.any(~continuous & ~decision & ~np.isfinite(model.col_upper)):
         raise SolverError("CP-SAT needs a finite upper bound on every integer variable")
     cont_entries = continuous[col_of]
     row_of_col = np.full(n_cols, -1)
@@ -149,7 +155,6 @@ def scale_model(model: LinearModel) -> ScaledModel:
     objective_scale = 10.0**q
 
     # Continuous units: sigma = 10^m, m <= the row's exponent; pick the m with the least error bound.
-    col_unit = np.ones(n_cols)
     candidates = np.arange(-6, MAX_ROW_EXPONENT + 1)
     cont_idx = np.nonzero(continuous & (row_of_col >= 0))[0]
     if len(cont_idx):
@@ -168,8 +173,9 @@ def scale_model(model: LinearModel) -> ScaledModel:
             best_err = np.where(better, err, best_err)
             best_m = np.where(better, m, best_m)
         col_unit[cont_idx] = 10.0**best_m
-    upper_units = np.where(continuous, np.ceil(col_upper * col_unit - 1e-9), np.floor(col_upper + 1e-9))
-    lower_units = np.where(continuous, np.ceil(model.col_lower * col_unit - 1e-9), np.ceil(model.col_lower - 1e-9))
+    upper_units = np.where(continuous, np.ceil(col_upper * col_unit - 1e-9), np.floor(col_upper * col_unit + 1e-9))
+    lower_units = np.where(continuous, np.ceil(model.col_lower * col_unit - 1e-9),
+                           np.ceil(model.col_lower * col_unit - 1e-9))
 
     # Rows: exact where whole, else conservative.
     raw = csr.data * scale[row_of] / col_unit[col_of]
@@ -201,6 +207,8 @@ def scale_model(model: LinearModel) -> ScaledModel:
     row_rounding = float(np.sum(priced_rows * tightening))
     k_row = exponent[row_of_col[cont_idx]] if len(cont_idx) else np.zeros(0)
     coarseness = float(np.sum(np.where(np.log10(col_unit[cont_idx]) < k_row - 1e-9, model.col_cost[cont_idx] / col_unit[cont_idx], 0.0)))
+    # (d) a decision column's grid: the plan rounded onto it costs at most one unit's price more.
+    discretisation = float(np.sum(np.abs(model.col_cost[decision]) / col_unit[decision]))
     hard = ~rows_with_continuous & (tightening > 0)
     reference = np.where(np.isfinite(lower), np.abs(lower), np.abs(upper))
     hard_margin = float(np.max(tightening[hard] / np.maximum(reference[hard], 1e-12), initial=0.0))
@@ -214,9 +222,24 @@ def scale_model(model: LinearModel) -> ScaledModel:
         col_lower=lower_units,
         objective_scale=objective_scale,
         cost=cost,
-        scaling_bound_usd=objective_rounding + row_rounding + coarseness,
+        scaling_bound_usd=objective_rounding + row_rounding + coarseness + discretisation,
         hard_row_margin=hard_margin,
     )
+
+
+def _decision_units(model: LinearModel, decision: np.ndarray) -> np.ndarray:
+    """sigma_j of each decision column: 10^DECISION_EXPONENT, or the least finer power of ten that
+    puts a fixed (already bought) value on the grid."""
+    lower = model.col_lower[decision]
+    fixed = model.col_upper[decision] == lower
+    units = np.full(int(decision.sum()), 10.0**DECISION_EXPONENT)
+    for m in range(MAX_DECISION_EXPONENT, DECISION_EXPONENT - 1, -1):
+        units = np.where(fixed & _is_whole(lower * 10.0**m), 10.0**m, units)
+    off = fixed & ~_is_whole(lower * units)
+    if off.any():
+        raise SolverError(f"CP-SAT scaling: a fixed decision value ({lower[off][0]!r}) is not on a grid of "
+                          f"1e-{MAX_DECISION_EXPONENT}; round the level bought")
+    return units
 
 
 def exact_values(model: LinearModel, values: np.ndarray) -> np.ndarray:
