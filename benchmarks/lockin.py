@@ -149,10 +149,14 @@ How to read the tables
   the total); otherwise the note says how much more it leaves unserved, and the total includes the
   penalties priced in the instance. `infeasible` rows cannot serve hard demand; the note gives the
   least amount any plan under that restriction must leave unserved.
-- USD per delivered EFLOP is spend (usage + reserved + energy, no penalties) over useful compute
-  delivered (served inference x 3.6 EFLOP per PFLOP/s-hour + training work done).
-- `reservations held`: the shock hits the plan whose reservations were already bought in the base
-  case (same restriction); `reoptimised`: the plan is made again from scratch for the shocked week.
+- USD per delivered EFLOP is spend (usage, reserved, energy, capacity blocks, commitments and
+  contract shortfalls; no penalties) over useful compute delivered (served inference x 3.6 EFLOP
+  per PFLOP/s-hour + training work done).
+- frontier-lab-week (and nvidia-shortage) offer instruments to buy: every plan here may buy the
+  ones its pools offer; docs/procurement.md compares plans with and without them.
+- `reservations held`: the shock hits the plan whose reservations, capacity blocks and commitment
+  levels were already bought in the base case (same restriction); `reoptimised`: the plan is made
+  again from scratch for the shocked week.
 
 """
     DOC.write_text(header + "\n".join(sections))

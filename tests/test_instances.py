@@ -89,6 +89,10 @@ def test_frontier_week_has_every_cloud_and_chip_family_and_a_capped_campus():
     assert campus and all(site.power_cap_mw and site.energy_usd_per_mwh for site in campus)
     hard_training = [w for w in instance.workloads if w.type == "training" and w.short_usd_per_eflop is None]
     assert len(hard_training) >= 2
+    # Instruments to buy: capacity blocks on their own pool, a spend and a usage commitment, a minimum.
+    assert {offer.pool for offer in instance.capacity_blocks} == {
+        pool.id for pool in instance.pools if pool.pricing == "capacity_block"}
+    assert {c.kind for c in instance.commitments} == {"spend", "usage"} and instance.contracts
 
 
 def test_nvidia_shortage_halves_rented_nvidia_for_three_days_and_nothing_else():
