@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from optimizer.errors import FieldError, InputError
+from optimizer.input.instruments import CONTRACT_PRICING, covered_pools, pool_matches
 from optimizer.input.schema import Instance
 
 FOCUS_VERSION = "1.2"
@@ -284,6 +285,11 @@ def _instrument_rows(instance, base, bounds, step, purchases, covered, held_bloc
                 "ListUnitPrice": _decimal(rate), "ContractedUnitPrice": _decimal(rate),
             })
     levels = {row["instrument"]: float(row["quantity"]) for row in _records(purchases) if row["kind"] in ("spend", "usage")}
+    commitments = {c.id: c for c in instance.commitments}
+    paid_in: dict[tuple[str, int], float] = defaultdict(float)  # (commitment, period) -> USD at the committed rate
+    for (pool_id, period), per in covered.items():
+        for commitment_id, chips in per.items():
+            paid_in[(commitment_id, period)] += chips * committed_rate(commitments[commitment_id], pools[pool_id])
     for commitment in instance.commitments:
         level = levels.get(commitment.id, 0.0)
         if level <= 0:
@@ -293,16 +299,12 @@ def _instrument_rows(instance, base, bounds, step, purchases, covered, held_bloc
         rate = 1.0 if commitment.kind == "spend" else commitment.usd_per_chip_hour
         category = "Spend" if commitment.kind == "spend" else "Usage"
         kind = f"{commitment.kind.capitalize()} Commitment"
-        anchor = next(pools[pid] for pid in pools if pools[pid].pricing == "on_demand")  # for provider columns
+        # Provider, region and account columns: the first pool the commitment applies to.
+        pool = instance.pools[covered_pools(commitment, instance)[0]]
         for first in range(start - start % step, end, step):
             hours = min(first + step, end) - max(first, start)
             fee = level * rate * hours
-            # What the level paid for in this period, at the committed rate.
-            paid = sum(chips * committed_rate(commitment, pools[pool_id])
-                       for (pool_id, period), per in covered.items() if period == first
-                       for cid, chips in per.items() if cid == commitment.id)
-            matched = [pools[pool_id] for (pool_id, period), per in covered.items() if commitment.id in per]
-            pool = matched[0] if matched else anchor
+            paid = paid_in.get((commitment.id, first), 0.0)  # what the level paid for in this period
             head = {**with_commitment(base(pool, first), commitment.id, category, kind), **quiet,
                     "ResourceId": commitment.id, "ResourceName": commitment.id, "SkuId": f"commitment:{commitment.kind}",
                     "SkuPriceId": commitment.id, "ListUnitPrice": _decimal(rate), "ContractedUnitPrice": _decimal(rate),
@@ -343,8 +345,6 @@ def _instrument_rows(instance, base, bounds, step, purchases, covered, held_bloc
 
 
 def _contract_covers(instance: Instance, contract, pool) -> bool:
-    from optimizer.input.instruments import CONTRACT_PRICING, pool_matches
-
     return pool.pricing in CONTRACT_PRICING and pool_matches(contract.applies_to, pool, instance)
 
 
