@@ -23,6 +23,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Field
 
 from optimizer.errors import FieldError, InputError
+from optimizer.input.instruments import pool_matches
 from optimizer.input.loading import instance_from_data, read_document, validate_document
 from optimizer.input.schema import Id, Instance, StrictModel
 
@@ -103,17 +104,8 @@ def scenarios_from_data(data, instance: Instance, source: str = "scenarios") -> 
 
 
 def _matching_pools(match: PoolMatch, instance: Instance) -> list[int]:
-    vendor = {chip.id: chip.vendor for chip in instance.chips}
-    cloud = {site.id: site.cloud for site in instance.sites}
-    return [
-        i
-        for i, pool in enumerate(instance.pools)
-        if (match.vendor is None or vendor[pool.chip] == match.vendor)
-        and (match.chip is None or pool.chip == match.chip)
-        and (match.cloud is None or cloud[pool.site] == match.cloud)
-        and (match.site is None or pool.site == match.site)
-        and (match.pool is None or pool.id == match.pool)
-    ]
+    # The same rule as an instrument's applies_to (every field given must hold).
+    return [i for i, pool in enumerate(instance.pools) if pool_matches(match, pool, instance)]
 
 
 def _check_hours(path: str, change, instance: Instance) -> list[FieldError]:

@@ -22,8 +22,9 @@ def _values(value) -> list | None:
     return list(value) if isinstance(value, list) else [value]
 
 
-def pool_matches(applies_to: AppliesTo, pool: Pool, instance: Instance) -> bool:
-    """Whether ``pool`` is one of the pools ``applies_to`` describes (every given field matches)."""
+def pool_matches(applies_to, pool: Pool, instance: Instance) -> bool:
+    """Whether ``pool`` is one of the pools ``applies_to`` describes (every given field matches):
+    an instrument's AppliesTo, or anything with the same fields (a scenario's PoolMatch)."""
     chip = next(c for c in instance.chips if c.id == pool.chip)
     site = next(s for s in instance.sites if s.id == pool.site)
     for wanted, have in ((applies_to.vendor, chip.vendor), (applies_to.chip, pool.chip),
@@ -115,6 +116,7 @@ def check_instruments(instance: Instance) -> list[FieldError]:
 
     for i, commitment in enumerate(instance.commitments):
         path = f"commitments[{i}]({commitment.id})"
+        found = len(errors)  # this commitment's own problems decide whether its pools are matched
         errors += _applies_to_ids(commitment.applies_to, f"{path}.applies_to", instance)
         if commitment.kind == "spend":
             if commitment.discount is None:
@@ -145,7 +147,7 @@ def check_instruments(instance: Instance) -> list[FieldError]:
         if commitment.level is not None and commitment.max_level is not None and commitment.level > commitment.max_level:
             errors.append(FieldError(f"{path}.level", f"level {commitment.level:g} is above max_level "
                                      f"{commitment.max_level:g}", "raise max_level, or leave it out for a bought level"))
-        if errors:
+        if len(errors) > found:
             continue
         covered = covered_pools(commitment, instance)
         if not covered:
