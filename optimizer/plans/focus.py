@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from optimizer.errors import FieldError, InputError
-from optimizer.input.instruments import CONTRACT_PRICING, covered_pools, pool_matches
+from optimizer.input.instruments import covered_pools
 from optimizer.input.schema import Instance
 
 FOCUS_VERSION = "1.2"
@@ -157,6 +157,9 @@ def focus_rows(instance: Instance, allocations: Any, reservations: Any, period: 
             entry = held_blocks[(offer.pool, hour - hour % step)]
             entry[0] += chips_held
             entry[1] += chips_held * offer.usd_per_chip_hour
+    # Each block pool's CommitmentDiscountId: the offers it bought blocks of.
+    block_ids = {pool_id: ",".join(sorted({r["instrument"] for r in block_purchases if offers[r["instrument"]].pool == pool_id}))
+                 for pool_id in {offers[r["instrument"]].pool for r in block_purchases}}
 
     def committed_rate(commitment, pool) -> float:
         if commitment.kind == "spend":
@@ -182,9 +185,7 @@ def focus_rows(instance: Instance, allocations: Any, reservations: Any, period: 
         if pool.pricing == "capacity_block":
             held_chip_hours, fees = held_blocks.get((pool_id, first), (0.0, 0.0))
             rate = fees / held_chip_hours if held_chip_hours else 0.0
-            usage_row = with_commitment(usage_row, ",".join(sorted({r["instrument"] for r in block_purchases
-                                                                    if offers[r["instrument"]].pool == pool_id})),
-                                        "Usage", "Capacity Block")
+            usage_row = with_commitment(usage_row, block_ids.get(pool_id, ""), "Usage", "Capacity Block")
             billed, effective, status = chip_hours * pool.usd_per_chip_hour, chip_hours * (pool.usd_per_chip_hour + rate), "Used"
             usage_row["ContractedUnitPrice"] = _decimal(pool.usd_per_chip_hour + rate)
         else:
@@ -239,14 +240,14 @@ def focus_rows(instance: Instance, allocations: Any, reservations: Any, period: 
                     "ContractedCost": _decimal(cost), "CommitmentDiscountStatus": "Unused",
                     "x_Workload": None, "x_Chips": count, "x_EnergyMwh": "0", "x_EnergyUsd": "0",
                 })
-    rows += _instrument_rows(instance, base, bounds, step, purchases, covered, held_blocks, used_per_pool_period,
+    rows += _instrument_rows(instance, base, step, purchases, covered, held_blocks, block_ids, used_per_pool_period,
                              committed_rate, with_commitment)
     rows.sort(key=lambda r: (r["ChargePeriodStart"], r["ResourceId"], r["ChargeCategory"], r["x_Workload"] or "",
                              r["CommitmentDiscountId"] or ""))
     return rows
 
 
-def _instrument_rows(instance, base, bounds, step, purchases, covered, held_blocks, used_per_pool_period,
+def _instrument_rows(instance, base, step, purchases, covered, held_blocks, block_ids, used_per_pool_period,
                      committed_rate, with_commitment) -> list[dict[str, Any]]:
     """Purchase rows of blocks and commitment levels, the Unused rows of both, and contract shortfalls."""
     pools = {pool.id: pool for pool in instance.pools}
@@ -273,10 +274,8 @@ def _instrument_rows(instance, base, bounds, step, purchases, covered, held_bloc
         if unused > 1e-9:
             pool = pools[pool_id]
             rate = fees / held
-            ids = ",".join(sorted({r["instrument"] for r in _records(purchases)
-                                   if r["kind"] == "capacity_block" and offers[r["instrument"]].pool == pool_id}))
             rows.append({
-                **with_commitment(base(pool, first), ids, "Usage", "Capacity Block"), **quiet,
+                **with_commitment(base(pool, first), block_ids[pool_id], "Usage", "Capacity Block"), **quiet,
                 "ChargeCategory": "Usage", "ChargeFrequency": "Usage-Based",
                 "ChargeDescription": f"unused capacity-block {pool.chip} chips of {pool_id}",
                 "PricingCategory": "Committed", "PricingQuantity": _decimal(unused), "ConsumedQuantity": "0",
@@ -330,7 +329,7 @@ def _instrument_rows(instance, base, bounds, step, purchases, covered, held_bloc
         if row["kind"] != "contract" or float(row["usd"]) <= 0:
             continue
         contract = next(c for c in instance.contracts if c.id == row["instrument"])
-        pool = next((p for p in instance.pools if _contract_covers(instance, contract, p)), instance.pools[0])
+        pool = instance.pools[covered_pools(contract, instance)[0]]  # validated: it covers at least one
         rows.append({
             **base(pool, last), **quiet, "ChargeCategory": "Adjustment", "ChargeFrequency": "One-Time",
             "ChargeDescription": f"take-or-pay shortfall of contract {contract.id} (minimum {contract.min_usd:g} USD)",
@@ -343,9 +342,6 @@ def _instrument_rows(instance, base, bounds, step, purchases, covered, held_bloc
         })
     return rows
 
-
-def _contract_covers(instance: Instance, contract, pool) -> bool:
-    return pool.pricing in CONTRACT_PRICING and pool_matches(contract.applies_to, pool, instance)
 
 
 def focus_csv(rows: Iterable[dict[str, Any]]) -> str:
