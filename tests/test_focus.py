@@ -37,12 +37,16 @@ DATA = {
 }
 
 
+def solved_and_written(data, tmp_path_factory, name):
+    """(instance, plan, plan folder) of ``data``, solved through the checker."""
+    instance = optimizer.instance_from_data(data)
+    plan = solve_checked(instance, tmp_path_factory.mktemp(name))
+    return instance, plan, plan.write(tmp_path_factory.mktemp(f"{name}-plan") / "plan")
+
+
 @pytest.fixture(scope="module")
 def solved(tmp_path_factory):
-    instance = optimizer.instance_from_data(DATA)
-    plan = solve_checked(instance, tmp_path_factory.mktemp("focus"))
-    target = plan.write(tmp_path_factory.mktemp("focus-plan") / "plan")
-    return instance, plan, target
+    return solved_and_written(DATA, tmp_path_factory, "focus")
 
 
 def parse(text: str) -> list[dict[str, str]]:
@@ -196,10 +200,7 @@ INSTRUMENTS = {
 
 @pytest.fixture(scope="module")
 def bought(tmp_path_factory):
-    instance = optimizer.instance_from_data(INSTRUMENTS)
-    plan = solve_checked(instance, tmp_path_factory.mktemp("focus-instruments"))
-    target = plan.write(tmp_path_factory.mktemp("focus-instruments-plan") / "plan")
-    return instance, plan, target
+    return solved_and_written(INSTRUMENTS, tmp_path_factory, "focus-instruments")
 
 
 @pytest.mark.parametrize("period", ["hour", "day"])

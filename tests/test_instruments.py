@@ -389,3 +389,15 @@ def test_the_held_view_of_a_sweep_keeps_every_purchase_of_the_base_plan():
     assert shocked.total_usd["reoptimised"] == pytest.approx(3.0)
     assert shocked.blocks_usd["reservations_held"] == pytest.approx(16.0)
     assert shocked.total_usd["reservations_held"] == pytest.approx(16.6)
+
+
+def test_every_bad_commitment_is_reported_in_one_pass(tmp_path):
+    # The first commitment's missing discount must not hide that the second matches no pool.
+    data = commitment_week({k: v for k, v in SPEND.items() if k != "discount"})
+    data["commitments"].append({**USAGE, "applies_to": {"pool": "nowhere-od"}, "id": "lost"})
+    data["commitments"][1]["applies_to"] = {"cloud": "gcp"}
+    data["sites"].append(site("gcp1", cloud="gcp", region="us-central1"))
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    result = run_cli("validate", tmp_path / "bad.json")
+    assert result.returncode == 2
+    assert "commitments[0](aws-sp).discount" in result.stderr and "commitments[1](lost).applies_to: matches no" in result.stderr
