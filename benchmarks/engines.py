@@ -2,7 +2,7 @@
 
     python benchmarks/engines.py [--time-limit 60] [--gangs 0,5,20] [--engines highs,cpsat,pulp-cbc]
 
-The week is instances/default.yaml (168 h, 12 pools, 4 workloads); the gang runs are added to it
+The week is instances/default.yaml (its shape is read from the file); the gang runs are added to it
 by :func:`with_gang_runs` from a fixed seed (H100/H200 runs of 32-128 chips, spans of 12-48 hours,
 windows with 6-48 hours of slack, priced at 10 USD per EFLOP short).  For each instance and engine
 two solves, each under the same time limit:
@@ -100,6 +100,18 @@ def _reached(row: dict, target_gap: float) -> str:
     return f"not in {row['time_limit_s']:.0f} s (gap {_pct(row['gap'])})" if row["status"] == "feasible" else row["status"]
 
 
+def describe(instance: optimizer.Instance) -> str:
+    """The base week's shape, read from the file so that the page follows the instance."""
+    kinds = [w.type for w in instance.workloads]
+    parts = [f"{instance.hours} hours", f"{len(instance.pools)} pools",
+             f"{kinds.count('inference')} inference services", f"{kinds.count('training')} training runs"]
+    for label, items in (("capacity-block offer", instance.capacity_blocks), ("commitment", instance.commitments),
+                         ("contract", instance.contracts)):
+        if items:
+            parts.append(f"{len(items)} {label}{'' if len(items) == 1 else 's'}")
+    return ", ".join(parts)
+
+
 def write_doc(frame: pd.DataFrame, args, started: dt.datetime, seconds: float) -> None:
     lines = [
         "# Engines: HiGHS, CP-SAT and PuLP+CBC, with and without gang-scheduled runs",
@@ -111,7 +123,7 @@ def write_doc(frame: pd.DataFrame, args, started: dt.datetime, seconds: float) -
         "shared and noisy: compare ratios within this run, not with other runs. Raw figures: "
         "[benchmarks/results/engines.csv](../benchmarks/results/engines.csv).",
         "",
-        "The week is `instances/default.yaml` (168 hours, 12 pools, 2 inference services, 2 training runs). "
+        f"The week is `instances/default.yaml` ({describe(optimizer.load_instance(BASE))}). "
         "The gang runs are added by `with_gang_runs` with a fixed seed: H100/H200 runs of 32, 64 or 128 chips, "
         f"spans of 12-48 hours, 6-48 hours of slack in their window, {SHORT_USD_PER_EFLOP:g} USD per EFLOP if not run. "
         "Every plan below passed the independent checker (column `checker_ok` in the CSV).",

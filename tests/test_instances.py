@@ -73,11 +73,33 @@ def test_fleet_year_is_a_year_of_hours_at_scale():
 
 def test_default_is_the_week_the_readme_promises():
     instance = optimizer.load_instance(INSTANCES / "default.yaml")
-    assert instance.hours == 168 and len(instance.pools) == 12
+    assert instance.hours == 168 and len(instance.pools) == 13
     assert {chip.vendor for chip in instance.chips} >= {"nvidia", "google", "aws"}
     assert {site.cloud for site in instance.sites} == {"aws", "gcp", "azure"}
     kinds = [w.type for w in instance.workloads]
     assert kinds.count("inference") == 2 and kinds.count("training") == 2
+    # Instruments: a capacity-block offer and a Savings Plan to choose, a TPU CUD already held.
+    assert [offer.pool for offer in instance.capacity_blocks] == ["aws-h100-cb"]
+    levels = {c.kind: c.level for c in instance.commitments}
+    assert levels["spend"] is None and levels["usage"] == 256
+
+
+def test_default_pays_its_held_commitment_and_buys_only_what_pays(tmp_path):
+    """The held CUD's 256 chips are paid every hour (its fee is 256 x 168 x the committed rate),
+    and the plan fills it: a covered v6e chip costs nothing more, so an optimal plan leaves none
+    idle while it pays for other TPU chips.  Within the 0.1% gap (about 123 USD) a plan could leave
+    at most 123 / 0.57 (the cheapest chip-hour it could have saved) = 216 of the 43,008 covered
+    chip-hours idle, so coverage is above 99%.  The H100 block (4.88 USD per chip-hour) and a
+    Savings Plan over AWS on-demand (4.47 for an H100 after 35% off) are dearer per useful FLOP
+    than TPU v6e on demand (2.70 for 918 TFLOP/s against 989), so nothing else is bought."""
+    instance = optimizer.load_instance(INSTANCES / "default.yaml")
+    plan = solve_checked(instance, tmp_path, mip_rel_gap=1e-3)
+    cud = next(c for c in instance.commitments if c.kind == "usage")
+    assert plan.cost_usd["commitments"] == pytest.approx(256 * 168 * cud.usd_per_chip_hour, rel=1e-9)
+    used = plan.allocations[plan.allocations.pool == "gcp-v6e-od"].groupby("hour").chips.sum()
+    assert used.clip(upper=256).sum() >= 0.99 * 256 * 168
+    assert plan.cost_usd["blocks"] == 0
+    assert plan.purchases.set_index("instrument").quantity["aws-savings-plan"] == 0
 
 
 def test_frontier_week_has_every_cloud_and_chip_family_and_a_capped_campus():
