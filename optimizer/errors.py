@@ -35,6 +35,9 @@ class InputError(ChipmixError):
         self.errors = list(errors)
         super().__init__(self.render())
 
+    def __reduce__(self):  # a worker process sends it back whole (pickle calls __init__ with args)
+        return (type(self), (self.source, self.errors))
+
     def render(self) -> str:
         lines = [f"{self.source}: {len(self.errors)} error(s)"]
         lines += [f"  {self.source}: {error.render()}" for error in self.errors]
@@ -48,3 +51,6 @@ class InfeasibleError(ChipmixError):
         self.source = source
         self.report = report
         super().__init__(f"{source}: infeasible\n{report}")
+
+    def __reduce__(self):
+        return (type(self), (self.source, self.report))

@@ -17,10 +17,13 @@ from optimizer.model.linear import LinearModel, ModelBuilder
 
 
 def build_model(
-    data: ModelData, *, elastic: bool = False, fixed_reserved_blocks: dict[int, int] | None = None
+    data: ModelData, *, elastic: bool = False, fixed_reserved_blocks: dict[int, int] | None = None,
+    slack_usd: float | None = None,
 ) -> LinearModel:
     """The chipmix MILP.  ``elastic=True`` builds the diagnostic model: hard demand gets
-    slack and the objective is the total slack alone (see :mod:`optimizer.plans.diagnose`).
+    slack and the objective is the total slack alone (see :mod:`optimizer.plans.diagnose`), or,
+    with ``slack_usd``, the usual costs plus ``slack_usd`` per unit of slack: a relaxation of the
+    MILP that every purchase leaves feasible (a hedge's L-shaped cuts are read from it).
     ``fixed_reserved_blocks`` (pool index -> blocks) holds reservations already bought."""
     i = data.instruments
     ids = {"workload": data.workload_ids, "pool": data.pool_ids, "site": data.site_ids, "chip": data.chip_ids,
@@ -40,9 +43,11 @@ def build_model(
     model.expressions = ctx.expressions()
     model.cumulatives = [resource for family in FAMILIES for resource in family.cumulatives(data, model)]
     if elastic:
-        # Phase-1 objective: find the least slack, whatever it costs.
         slack = np.zeros(model.n_cols, dtype=bool)
         for fam in model.variables.values():
             slack[fam.slice] = fam.elastic
-        model.col_cost = np.where(slack, model.col_cost, 0.0)
+        if slack_usd is None:  # phase-1 objective: find the least slack, whatever it costs
+            model.col_cost = np.where(slack, model.col_cost, 0.0)
+        else:
+            model.col_cost = np.where(slack, float(slack_usd), model.col_cost)
     return model

@@ -38,6 +38,7 @@ class Family:
     elastic: bool = False  # diagnostic slack: only in the elastic model
     covered_by: str | None = None  # a continuous slack column's one ">=" row family
     decision: bool = False  # a continuous decision (never settled; see families.base.Variable)
+    purchase: bool = False  # a first-stage purchase (see families.base.Variable)
     cost_terms: tuple[tuple[str, np.ndarray], ...] = ()  # (cost key, USD per unit of each column)
 
     @property
@@ -209,6 +210,21 @@ class LinearModel:
         return out
 
     @property
+    def purchase_columns(self) -> np.ndarray:
+        """Purchases (reservations, blocks bought, commitment levels): a hedge's first stage."""
+        out = np.zeros(self.n_cols, dtype=bool)
+        for fam in self.variables.values():
+            if fam.purchase:
+                out[fam.slice] = True
+        return out
+
+    def purchase_labels(self) -> dict[str, int]:
+        """Each purchase column's name (e.g. ``blocks_bought[aws-cb-1d,24]``) and column number:
+        the names are the same in every scenario of one instance, so they key a hedge."""
+        return {fam.label(k, self.ids): fam.start + k for fam in self.variables.values() if fam.purchase
+                for k in range(fam.size)}
+
+    @property
     def slack_columns(self) -> np.ndarray:
         """Continuous slack (unmet demand, shortfall): each the least its one >= row needs."""
         return ~self.col_integer & ~self.decision_columns
@@ -252,6 +268,7 @@ class ModelBuilder:
         elastic: bool = False,
         covered_by: str | None = None,
         decision: bool = False,
+        purchase: bool = False,
         cost_terms: dict[str, np.ndarray | float] | None = None,
     ) -> Family:
         """Columns; ``cost`` is each column's objective coefficient, ``cost_terms`` how it splits
@@ -259,7 +276,8 @@ class ModelBuilder:
         size = len(coords[0]) if coords else 1
         terms = tuple((key, np.broadcast_to(np.asarray(v, dtype=float), (size,))) for key, v in (cost_terms or {}).items())
         fam = Family(name, dims, tuple(np.asarray(c) for c in coords), self._n_cols, size, hourly=hourly,
-                     elastic=elastic, covered_by=covered_by, decision=decision, cost_terms=terms)
+                     elastic=elastic, covered_by=covered_by, decision=decision, purchase=purchase,
+                     cost_terms=terms)
         self._cols.append(
             tuple(np.broadcast_to(np.asarray(v, dtype=float), (size,)) for v in (lower, upper, cost))
             + (np.full(size, integer),)

@@ -62,12 +62,13 @@ def check_plan_tables(instance: Instance, plan: Plan, name: str = "plan") -> Che
 
 def run_solve(instance: Instance, options: SolveOptions | None = None, *, source: str | None = None,
               label: str = "plan", check: bool = True, fixed_reservations: Mapping[str, int] | None = None,
-              progress: Progress | None = None) -> Outcome:
+              fixed_purchases: Mapping[str, float] | None = None, progress: Progress | None = None) -> Outcome:
     """Solve and check.  ``source`` names the instance in messages (its file); ``label`` names the
     plan in the checker's verdict (its folder).  Bad input raises InputError (exit code 2)."""
     source = source or instance.name
     try:
-        plan = solve(instance, options, fixed_reservations=fixed_reservations, progress=progress)
+        plan = solve(instance, options, fixed_reservations=fixed_reservations, fixed_purchases=fixed_purchases,
+                     progress=progress)
     except InputError:
         raise
     except (ChipmixError, SolverError) as exc:  # a solver failure says nothing about the instance

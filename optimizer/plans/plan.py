@@ -85,6 +85,9 @@ class Plan:
     time_to_first_plan_s: float | None = None  # from the solver's progress reports (None: never had a plan)
     time_to_1pct_s: float | None = None  # first time the incumbent was proven within 1% of the bound
     instance_sha256: str | None = None  # the instance's fingerprint (Instance.sha256): whom the plan is for
+    #: What the plan bought before the hours (reservations, blocks, commitment levels), by model
+    #: column name, e.g. ``{"blocks_bought[aws-cb-1d,24]": 2.0}``: what a hedge holds.
+    first_stage: dict[str, float] = field(default_factory=dict)
     check: Any = None  # optimizer.plans.checker.CheckReport, where the caller ran the checker on it
     infeasibility: Any = None  # optimizer.plans.diagnose.InfeasibilityReport when status is infeasible
 

@@ -62,6 +62,7 @@ def solve(
     options: SolveOptions | None = None,
     *,
     fixed_reservations: Mapping[str, int] | None = None,
+    fixed_purchases: Mapping[str, float] | None = None,
     progress: Progress | None = None,
     **overrides,
 ) -> Plan:
@@ -70,6 +71,8 @@ def solve(
     ``overrides`` are :class:`SolveOptions` fields, e.g. ``solve(inst, engine="pulp-cbc")``.
     ``fixed_reservations`` (pool id -> chips) holds reservations already bought: they are paid
     for whether used or not, and the plan may use no more reserved chips than that.
+    ``fixed_purchases`` (purchase column name -> value, as :attr:`Plan.first_stage` has them)
+    holds every purchase given at that value: how a hedge plays one scenario's hours.
     ``progress`` receives the incumbent and bound while the solver runs (HiGHS, CP-SAT).
     """
     options = solve_options(options, **overrides)
@@ -77,6 +80,8 @@ def solve(
     data = build_model_data(instance)
     fixed = fixed_reserved_blocks(data, fixed_reservations) if fixed_reservations else None
     model = build_model(data, fixed_reserved_blocks=fixed)
+    if fixed_purchases:
+        fix_purchases(model, fixed_purchases)
     build_seconds = time.perf_counter() - started
     progress = progress if progress is not None else Progress()
     result = get_backend(options.engine).solve(model, options, progress)
@@ -113,6 +118,35 @@ def solve(
 
         plan.infeasibility = diagnose_infeasibility(data, options, fixed_reserved_blocks=fixed)
     return plan
+
+
+def fix_purchases(model: LinearModel, purchases: Mapping[str, float]) -> None:
+    """Fix the named purchase columns of ``model`` (bounds edited in place); InputError naming
+    each name that is not a purchase of the model or whose value is below what it must buy
+    (what is already bought) or negative.  A value above what the instance could buy now is
+    held: the purchase was made before (a shock cut the supply since), and it is paid in full;
+    the chips in use stay within what the pools have, by their own rows."""
+    columns = model.purchase_labels()
+    errors = []
+    for label, value in purchases.items():
+        j = columns.get(label)
+        if j is None:
+            errors.append(FieldError(label, "not a purchase of this instance"))
+            continue
+        value = float(np.rint(value)) if model.col_integer[j] else float(value)
+        lower = model.col_lower[j]
+        if value < lower - 1e-6 * max(1.0, abs(lower)):
+            errors.append(FieldError(label, f"{value:g} is below what this instance has bought already ({lower:g})"))
+            continue
+        model.col_lower[j] = model.col_upper[j] = max(value, lower)
+    if errors:
+        raise InputError("fixed_purchases", errors)
+
+
+def first_stage(model: LinearModel, values: np.ndarray) -> dict[str, float]:
+    """Every purchase of a solution by its column name: whole numbers for integer columns."""
+    return {label: float(np.rint(values[j])) if model.col_integer[j] else float(values[j])
+            for label, j in model.purchase_labels().items()}
 
 
 def _settled(model: LinearModel, result: SolveResult) -> SolveResult:
@@ -153,6 +187,8 @@ def _fill_plan(plan: Plan, data: ModelData, model: LinearModel, result: SolveRes
     # costs are recomputed from whole chips; this says where a difference from the objective is).
     model_costs = model.cost_breakdown(values)
     plan.details["objective_terms_usd"] = {key: round(value, 6) for key, value in model_costs.items()}
+    plan.first_stage = first_stage(model, values)
+    plan.details["first_stage"] = plan.first_stage
     account_plan(plan, data, chips, reserved_chips, gang_started=started, model_costs=model_costs,
                  bought=_bought(data, model, values))
 

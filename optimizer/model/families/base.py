@@ -69,6 +69,9 @@ class Variable:
     #: Continuous, and a decision the plan reports as the solver chose it (a commitment's coverage,
     #: a spend level), not the slack of a row: it is never settled, and CP-SAT takes it on a grid.
     decision: bool = False
+    #: A purchase: bought before the hours are known (reservations, capacity blocks, commitment
+    #: levels), so a hedge (optimizer.hedge) shares it between every scenario: its first stage.
+    purchase: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ class BuildContext:
             raise ValueError(f"{var.name}: cost terms {undeclared} are not declared by its family")
         return self.builder.add_variables(
             var.name, var.dims, coords, lower=lower, upper=upper, cost=cost, integer=var.integer,
-            hourly=var.hourly, elastic=elastic, covered_by=var.covered_by, decision=var.decision,
+            hourly=var.hourly, elastic=elastic, covered_by=var.covered_by, decision=var.decision, purchase=var.purchase,
             cost_terms={term.key: value for term, value in terms.items()},
         )
 

@@ -13,7 +13,7 @@ from optimizer.model.families.base import (
 
 BLOCKS = CostTerm("blocks", "capacity blocks bought x their chips x duration_hours x the offer's usd_per_chip_hour")
 BLOCKS_BOUGHT = Variable(
-    "blocks_bought", ("offer", "hour"), integer=True, hourly=False, cost=(BLOCKS,),
+    "blocks_bought", ("offer", "hour"), integer=True, hourly=False, purchase=True, cost=(BLOCKS,),
     doc="blocks of the offer bought to start in the hour (at least those already bought); they span duration_hours",
 )
 BLOCK_CAPACITY = Rows(

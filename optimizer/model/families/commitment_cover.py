@@ -30,11 +30,11 @@ SPEND_COVERED = Variable(
     doc="chips of the pool a spend commitment pays for in the hour, at (1 - discount) x the pool's rate",
 )
 USAGE_LEVEL = Variable(
-    "usage_level", ("commitment",), integer=True, hourly=False, cost=(COMMITMENTS,),
+    "usage_level", ("commitment",), integer=True, hourly=False, purchase=True, cost=(COMMITMENTS,),
     doc="chips a usage commitment holds in every hour of its window, at its usd_per_chip_hour",
 )
 SPEND_LEVEL = Variable(
-    "spend_level", ("commitment",), integer=False, decision=True, hourly=False, cost=(COMMITMENTS,),
+    "spend_level", ("commitment",), integer=False, decision=True, hourly=False, purchase=True, cost=(COMMITMENTS,),
     doc="USD per hour a spend commitment pays in every hour of its window",
 )
 COMMITMENT_COVER = Rows(

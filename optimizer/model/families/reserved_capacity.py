@@ -10,7 +10,7 @@ from optimizer.model.families.base import (
 )
 
 RESERVED_BLOCKS = Variable(
-    "reserved_blocks", ("pool",), integer=True, hourly=False, cost=(RESERVED,),
+    "reserved_blocks", ("pool",), integer=True, hourly=False, purchase=True, cost=(RESERVED,),
     doc="blocks of a reserved pool held (and paid) for the whole horizon",
 )
 RESERVED_CAPACITY = Rows(
