@@ -16,13 +16,12 @@ Dask cluster, and a failing row never stops the others.
 
 from __future__ import annotations
 
-import os
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Iterable
 
 import pandas as pd
 
+from optimizer.analyses.tasks import default_workers, run_tasks
 from optimizer.errors import ChipmixError, FieldError, InputError
 from optimizer.solvers.options import SolveOptions
 from optimizer.input.schema import Instance
@@ -263,12 +262,6 @@ def hold_purchases(instance: Instance, purchases: list[dict[str, Any]]) -> Insta
     return instance.model_copy(update={"capacity_blocks": offers, "commitments": commitments})
 
 
-def default_workers(threads: int | None) -> int:
-    """Workers x solver threads <= cores."""
-    cores = os.cpu_count() or 1
-    return max(1, cores // max(1, threads or 1))
-
-
 def sweep(
     instance: Instance, scenarios: list, restrictions: list[str] | None = None, options: SolveOptions | None = None,
     workers: int | None = None, cluster: str | None = None, on_row: Callable[[dict], None] | None = None,
@@ -293,7 +286,19 @@ def sweep(
                 "view": view, "options": options.model_dump(), "fixed_reservations": fixed,
                 "held_purchases": purchases}
 
-    run = _dask_runner(cluster) if cluster else _process_runner(workers or default_workers(options.threads))
+    workers = workers or default_workers(options.threads)
+
+    def run(tasks: list[dict], on_row) -> list[dict]:
+        rows = []
+        for index, row, error in run_tasks(_sweep_task, tasks, workers=workers, cluster=cluster):
+            if error is not None:
+                item = tasks[index]
+                row = {"scenario": item["scenario"]["name"], "view": item["view"], "plan": item["restriction"],
+                       "status": "error", "note": f"worker failed: {type(error).__name__}: {error}"}
+            rows.append(row)
+            if on_row:
+                on_row(row)
+        return rows
     # Phase 1: every re-optimised row; the base rows also bring back their plan's reservations.
     rows = run([task(s, r, "reoptimised") for s in all_scenarios for r in names], on_row)
     bought = {r["plan"]: r.get("_reservations") for r in rows if r["scenario"] == "base"}
@@ -322,21 +327,6 @@ def sweep(
     return frame.sort_values(["_s", "_v", "_p"]).drop(columns=["_s", "_v", "_p"]).reset_index(drop=True)
 
 
-def _collect(finished: Iterable[tuple[dict[str, Any], Any]], on_row) -> list[dict[str, Any]]:
-    """Rows of (task, future) pairs in the order they finish; a dead worker fails its row only."""
-    rows = []
-    for item, future in finished:
-        try:
-            row = future.result()
-        except Exception as exc:  # noqa: BLE001
-            row = {"scenario": item["scenario"]["name"], "view": item["view"], "plan": item["restriction"],
-                   "status": "error", "note": f"worker failed: {type(exc).__name__}: {exc}"}
-        rows.append(row)
-        if on_row:
-            on_row(row)
-    return rows
-
-
 def format_cell(value: Any, kind: str = "") -> str:
     """One table cell as the CLI and docs/benchmarks.md show it (kind: usd, pct, gap or plain)."""
     if value is None or (isinstance(value, float) and value != value):
@@ -348,38 +338,3 @@ def format_cell(value: Any, kind: str = "") -> str:
     if kind == "gap":
         return "inf" if value == float("inf") else f"{value:.3%}"
     return f"{value:,.4g}" if isinstance(value, float) else str(value)
-
-
-def _process_runner(workers: int):
-    def run(tasks: list[dict], on_row) -> list[dict]:
-        if not tasks:
-            return []
-        rows = []
-        if workers <= 1:
-            for item in tasks:
-                rows.append(_sweep_task(item))
-                if on_row:
-                    on_row(rows[-1])
-            return rows
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_sweep_task, item): item for item in tasks}
-            return _collect(((futures[f], f) for f in as_completed(futures)), on_row)
-
-    return run
-
-
-def _dask_runner(address: str):
-    try:
-        from distributed import Client, as_completed as dask_completed
-    except ImportError:
-        raise ChipmixError("--cluster needs Dask: pip install 'chipmix[dask]'") from None
-
-    def run(tasks: list[dict], on_row) -> list[dict]:
-        if not tasks:
-            return []
-        with Client(address) as client:
-            futures = client.map(_sweep_task, tasks, pure=False)
-            by_key = {f.key: item for f, item in zip(futures, tasks)}
-            return _collect(((by_key[f.key], f) for f in dask_completed(futures)), on_row)
-
-    return run
