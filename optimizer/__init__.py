@@ -8,12 +8,20 @@ Python API::
     plan.write("plans/default")
     report = optimizer.check_plan(instance, "plans/default")
 
+    # Two-stage: purchases chosen once for every scenario of a file with probabilities.
+    week = optimizer.load_instance("instances/frontier-lab-week.yaml")
+    scenarios, risk = optimizer.load_hedge_scenarios("instances/scenarios/frontier-lab-week-hedge.yaml", week)
+    result = optimizer.hedge(week, scenarios, risk, time_limit_s=120)
+    result.write("plans/hedge")
+
 The package is laid out as the pipeline runs (docs/architecture.md): ``input`` (schema, loading,
 validation) -> ``model`` (model data, constraint families, the linear model) -> ``solvers``
 (options, backends, the decomposition) -> ``plans`` (plan, accounting, checker, diagnosis,
-outcome) -> ``analyses`` (lock-in, greedy, scenarios) -> ``surfaces`` (CLI, service, report).
+outcome) -> ``analyses`` (lock-in, greedy, scenarios, hedge) -> ``surfaces`` (CLI, service, report).
 """
 
+from optimizer.analyses.hedge import HedgeResult, hedge
+from optimizer.analyses.scenarios import load_hedge_scenarios
 from optimizer.errors import ChipmixError, FieldError, InfeasibleError, InputError
 from optimizer.input.loading import instance_from_data, load_instance
 from optimizer.input.schema import Instance
@@ -29,6 +37,7 @@ __all__ = [
     "CheckReport",
     "ChipmixError",
     "FieldError",
+    "HedgeResult",
     "InfeasibleError",
     "InputError",
     "Instance",
@@ -40,7 +49,9 @@ __all__ = [
     "check_plan",
     "check_plan_files",
     "check_tables",
+    "hedge",
     "instance_from_data",
+    "load_hedge_scenarios",
     "load_instance",
     "run_solve",
     "solve",

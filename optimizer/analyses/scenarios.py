@@ -8,11 +8,18 @@ change is one of
   reserved pools are contracted and keep their chips;
 - ``{kind: price, match: {...}, scale}``: scale the price per chip-hour of matching pools;
 - ``{kind: power_cap, site, power_cap_mw | scale}``: set or scale a site's power cap;
+- ``{kind: energy_price, site, scale, from_hour, to_hour}``: scale a site's energy price over
+  ``[from_hour, to_hour)`` (a spike at an owned campus);
 - ``{kind: demand, workload | null, scale, from_hour, to_hour}``: scale inference demand
   (hours given) or training work (no hours) of one workload, or of all.
 
 ``match`` selects pools by any of ``vendor``, ``chip``, ``cloud``, ``site``, ``pool`` (all given
 must hold).  Every error names the scenario and the field; a match that selects nothing is an error.
+
+A hedge (``chipmix hedge``) reads the same file with a ``probability`` on every scenario (they sum
+to 1; a scenario named ``base`` is the instance as given and takes no changes) and, optionally,
+``risk: {cvar_alpha, cvar_weight}``: the objective is then (1 - w) x expected cost + w x CVaR_alpha.
+A sweep ignores both.
 """
 
 from __future__ import annotations
@@ -59,6 +66,14 @@ class PowerCapChange(StrictModel):
     scale: Scale | None = None
 
 
+class EnergyPriceChange(StrictModel):
+    kind: Literal["energy_price"]
+    site: Id
+    scale: Scale
+    from_hour: Annotated[int, Field(ge=0)] = 0
+    to_hour: Annotated[int, Field(ge=1)] | None = Field(default=None, description="Exclusive; null = end.")
+
+
 class DemandChange(StrictModel):
     kind: Literal["demand"]
     workload: Id | None = Field(default=None, description="Workload id; null = every workload.")
@@ -68,18 +83,33 @@ class DemandChange(StrictModel):
 
 
 Change = Annotated[
-    Union[AvailabilityChange, PriceChange, PowerCapChange, DemandChange], Field(discriminator="kind")
+    Union[AvailabilityChange, PriceChange, PowerCapChange, EnergyPriceChange, DemandChange],
+    Field(discriminator="kind")
 ]
 
 
 class Scenario(StrictModel):
     name: Id
     description: str | None = None
+    probability: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None, description="A hedge's weight of the scenario; the probabilities sum to 1.")
     changes: list[Change] = Field(default_factory=list)
+
+
+class Risk(StrictModel):
+    """A hedge's risk aversion: minimise (1 - cvar_weight) x E[cost] + cvar_weight x CVaR."""
+
+    cvar_alpha: Annotated[float, Field(ge=0, lt=1, description="CVaR level: the mean of the worst 1 - alpha.")] = 0.9
+    cvar_weight: Annotated[float, Field(ge=0, le=1, description="Weight of CVaR; 0 = expected cost only.")] = 0.0
 
 
 class ScenarioFile(StrictModel):
     scenarios: list[Scenario] = Field(min_length=1)
+    risk: Risk | None = None
+
+
+#: How far the probabilities' sum may be from 1 (a file written with 3 decimals of 1/3 sums to 0.999).
+PROBABILITY_TOLERANCE = 1e-6
 
 
 def load_scenarios(path: str | Path, instance: Instance) -> list[Scenario]:
@@ -101,6 +131,32 @@ def scenarios_from_data(data, instance: Instance, source: str = "scenarios") -> 
     if errors:
         raise InputError(source, errors)
     return parsed.scenarios
+
+
+def load_hedge_scenarios(path: str | Path, instance: Instance) -> tuple[list[Scenario], Risk]:
+    """A hedge's scenario file: validated as a sweep's, plus a probability on every scenario
+    (summing to 1) and a ``base`` without changes; InputError naming scenario and field."""
+    return hedge_scenarios_from_data(read_document(path), instance, str(path))
+
+
+def hedge_scenarios_from_data(data, instance: Instance, source: str = "scenarios") -> tuple[list[Scenario], Risk]:
+    scenarios = scenarios_from_data(data, instance, source)
+    parsed = ScenarioFile.model_validate(data)
+    errors: list[FieldError] = []
+    for index, scenario in enumerate(scenarios):
+        prefix = f"scenarios[{index}]({scenario.name})"
+        if scenario.probability is None:
+            errors.append(FieldError(f"{prefix}.probability", "missing: a hedge weighs every scenario",
+                                     "give each scenario a probability; they sum to 1"))
+        if scenario.name == "base" and scenario.changes:
+            errors.append(FieldError(f"{prefix}.changes", "the scenario named base is the instance as given",
+                                     "rename it, or leave its changes out"))
+    given = [s.probability for s in scenarios if s.probability is not None]
+    if len(given) == len(scenarios) and abs(sum(given) - 1.0) > PROBABILITY_TOLERANCE:
+        errors.append(FieldError("scenarios[*].probability", f"the probabilities sum to {sum(given):.6g}, not 1"))
+    if errors:
+        raise InputError(source, errors)
+    return scenarios, parsed.risk or Risk()
 
 
 def _matching_pools(match: PoolMatch, instance: Instance) -> list[int]:
@@ -132,6 +188,14 @@ def _check_change(path: str, change, instance: Instance) -> list[FieldError]:
             site = next(s for s in instance.sites if s.id == change.site)
             if site.power_cap_mw is None:
                 errors.append(FieldError(f"{path}.scale", f"site {change.site!r} has no cap to scale", "set power_cap_mw"))
+    elif isinstance(change, EnergyPriceChange):
+        site = next((s for s in instance.sites if s.id == change.site), None)
+        if site is None:
+            errors.append(FieldError(f"{path}.site", f"unknown site {change.site!r}"))
+        elif not site.energy_usd_per_mwh:
+            errors.append(FieldError(f"{path}.site", f"site {change.site!r} has no energy price to scale",
+                                     "give the site energy_usd_per_mwh"))
+        errors += _check_hours(path, change, instance)
     elif isinstance(change, DemandChange):
         if change.workload is not None and change.workload not in {w.id for w in instance.workloads}:
             errors.append(FieldError(f"{path}.workload", f"unknown workload {change.workload!r}"))
@@ -166,6 +230,11 @@ def apply_scenario(instance: Instance, scenario: Scenario) -> Instance:
             else:
                 cap = site["power_cap_mw"]
                 site["power_cap_mw"] = [v * change.scale for v in cap] if isinstance(cap, list) else cap * change.scale
+        elif isinstance(change, EnergyPriceChange):
+            end = change.to_hour if change.to_hour is not None else instance.hours
+            site = next(s for s in data["sites"] if s["id"] == change.site)
+            site["energy_usd_per_mwh"] = _scaled(site["energy_usd_per_mwh"], instance.hours, change.from_hour, end,
+                                                 change.scale, False)
         elif isinstance(change, DemandChange):
             end = change.to_hour if change.to_hour is not None else instance.hours
             for workload in data["workloads"]:

@@ -371,6 +371,91 @@ def sweep(
         _write_rows(frame, out_dir, "sweep")
 
 
+@app.command()
+def hedge(
+    instance: Annotated[Path, typer.Argument(help="Instance file.")],
+    scenarios: Annotated[Path, typer.Argument(help="Scenario file with a probability per scenario (YAML or JSON).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Write purchases.csv, hedge.json and scenarios/ here.")],
+    method: Annotated[str, typer.Option(help="auto | extensive (one model) | l-shaped (scenario subproblems).")] = "auto",
+    workers: Annotated[Optional[int], typer.Option(help="Local worker processes (default: cores / threads).")] = None,
+    cluster: Annotated[Optional[str], typer.Option(help="Dask scheduler address (needs chipmix[dask]).")] = None,
+    engine: Annotated[str, typer.Option(help=f"Engine for the scenario plans: {' | '.join(ENGINES)}.")] = "highs",
+    time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Time limit per solve, s.")] = 300.0,
+    gap: Annotated[float, typer.Option("--gap", help="Relative MIP gap per solve.")] = 1e-3,
+    threads: Annotated[Optional[int], typer.Option(help="Solver threads per solve (default 1 with workers).")] = None,
+    references: Annotated[bool, typer.Option(
+        help="Also solve the base case and every scenario alone (VSS, EVPI, regret).")] = True,
+) -> None:
+    """Choose purchases once for every scenario (two-stage), play each scenario's hours with them."""
+    from optimizer.analyses.hedge import hedge as run_hedge
+    from optimizer.analyses.scenarios import load_hedge_scenarios
+
+    options = _solve_options(engine, time_limit, gap, threads)
+    loaded = _load(instance)
+    try:
+        parsed, risk = load_hedge_scenarios(scenarios, loaded)
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+    try:
+        result = run_hedge(loaded, parsed, risk, options, method=method, workers=workers, cluster=cluster,
+                           references=references, on_event=lambda text: err.print(text, markup=False, highlight=False))
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+    except ChipmixError as exc:
+        _fail(str(exc), EXIT_INPUT)
+    console = Console(width=_TABLE_WIDTH)
+    for table in _hedge_tables(result):
+        console.print(table)
+    failed = [o for o in result.hedged if not o.ok]
+    if failed:
+        worst = failed[0]
+        _fail("\n".join(o.message for o in failed), worst.exit_code if worst.exit_code != EXIT_OK else EXIT_VIOLATIONS)
+    result.write(out_dir)
+    for note in result.notes:
+        err.print(f"note: {note}", markup=False, highlight=False)
+    out.print(f"hedge written to {out_dir}; every scenario's plan passed the checker", markup=False, highlight=False)
+
+
+def _hedge_tables(result) -> list[Table]:
+    from optimizer.analyses.lockin import format_cell
+
+    head = Table(title=f"chipmix hedge: {result.instance} over {len(result.scenarios)} scenarios", show_header=False,
+                 title_justify="left")
+    head.add_column("what", style="bold")
+    head.add_column("value", justify="right")
+    risk = result.risk
+    objective = "expected cost" if risk.cvar_weight == 0 else (
+        f"{1 - risk.cvar_weight:g} x expected + {risk.cvar_weight:g} x CVaR {risk.cvar_alpha:g}")
+    head.add_row("objective", objective)
+    head.add_row("first stage", f"{result.method} ({result.method_reason})")
+    head.add_row("purchases from", result.chosen_from)
+    head.add_row("hedge (USD)", _money(result.objective_usd))
+    head.add_row("best bound (USD)", _money(result.bound_usd))
+    head.add_row("gap", format_cell(result.gap, "gap"))
+    for label, interval in (("VSS (USD)", result.vss_usd), ("EVPI (USD)", result.evpi_usd)):
+        if interval is not None:
+            head.add_row(label, f"{interval.value:,.2f} (between {interval.low:,.2f} and {interval.high:,.2f})")
+    head.add_row("seconds", f"{result.seconds:.1f}")
+    buy = Table(title="what to buy (USD: probability-weighted fee)", title_justify="left")
+    frame = result.purchase_table()
+    for column in frame.columns:
+        buy.add_column(column, justify="left" if column in ("instrument", "kind", "unit") else "right")
+    for row in frame.itertuples(index=False):
+        buy.add_row(*(format_cell(v, "usd") if c == "usd" else format_cell(v) for c, v in zip(frame.columns, row)))
+    rows = Table(title="per scenario (USD)", title_justify="left")
+    columns = [("scenario", "scenario", ""), ("probability", "p", ""), ("hedged_usd", "hedged", "usd"),
+               ("hedged_status", "status", ""), ("base_held_usd", "base-case purchases", "usd"),
+               ("foresight_usd", "foresight", "usd"), ("base_regret_usd", "base regret", "usd"),
+               ("hedged_regret_usd", "hedge regret", "usd")]
+    records = result.scenario_rows()
+    shown = [c for c in columns if any(c[0] in r for r in records)]
+    for key, header, kind in shown:
+        rows.add_column(header, justify="left" if key in ("scenario", "hedged_status") else "right")
+    for record in records:
+        rows.add_row(*(format_cell(record.get(key), kind) for key, _, kind in shown))
+    return [head, buy, rows]
+
+
 @app.command("build-instance")
 def build_instance(
     specs: Annotated[list[Path], typer.Argument(help="Scenario spec files (instances/specs/*.yaml).")],
@@ -419,8 +504,9 @@ def generate(
 
 @app.command()
 def report(
-    plan_dir: Annotated[Path, typer.Argument(help="Plan folder written by chipmix solve.")],
-    instance: Annotated[Path, typer.Option("--instance", "-i", help="The instance the plan solves.")],
+    plan_dir: Annotated[Path, typer.Argument(help="Plan folder written by chipmix solve (or a chipmix hedge folder).")],
+    instance: Annotated[Optional[Path], typer.Option(
+        "--instance", "-i", help="The instance the plan solves (a hedge folder holds its own).")] = None,
     out_file: Annotated[
         Optional[Path], typer.Option("--out", "-o", help="HTML file (default: PLAN_DIR/report.html); PNGs go beside it.")
     ] = None,
@@ -436,6 +522,18 @@ def report(
         import openpyxl  # noqa: F401
     except ImportError as exc:
         _fail(f"chipmix report needs the report extra: pip install 'chipmix[report]' ({exc})", EXIT_INPUT)
+    if (plan_dir / "hedge.json").exists():
+        from optimizer.surfaces.hedge_report import write_hedge_report
+
+        target = out_file if out_file is not None else plan_dir / "report.html"
+        try:
+            charts = write_hedge_report(plan_dir, target)
+        except InputError as exc:
+            _fail(exc.render(), EXIT_INPUT)
+        out.print(f"wrote {target} (the hedge page; {len(charts)} charts)", markup=False, highlight=False)
+        return
+    if instance is None:
+        _fail("--instance: give the instance the plan solves", EXIT_INPUT)
     loaded = _load(instance)
     try:
         tables = build_tables(loaded, plan_dir, lockin_file)
@@ -540,8 +638,9 @@ app.add_typer(export_app, name="export")
 
 @export_app.command("focus")
 def export_focus_command(
-    plan_dir: Annotated[Path, typer.Argument(help="Plan folder written by chipmix solve.")],
-    instance: Annotated[Path, typer.Option("--instance", "-i", help="The instance the plan solves.")],
+    plan_dir: Annotated[Path, typer.Argument(help="Plan folder written by chipmix solve (or a chipmix hedge folder).")],
+    instance: Annotated[Optional[Path], typer.Option(
+        "--instance", "-i", help="The instance the plan solves (a hedge folder holds its own).")] = None,
     period: Annotated[str, typer.Option(help="Charge period: hour | day.")] = "hour",
     out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
 ) -> None:
