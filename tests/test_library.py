@@ -144,3 +144,11 @@ def test_generate_cli_writes_the_same_text_as_the_api(tmp_path):
     assert result.returncode == 0, result.stderr
     assert target.read_text() == render_generated(5, 3, 12, seed=2)
     assert chipmix("generate", "--pools", "0", "--workloads", "3", "--hours", "12").returncode == 2
+
+
+def test_a_spec_away_from_its_data_is_an_input_error_not_a_traceback(tmp_path):
+    spec = write_spec(tmp_path, data_dir="no-such-folder")
+    result = chipmix("build-instance", str(spec))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "data_dir" in result.stderr and "accelerator_offerings.csv" in result.stderr
+    assert not (tmp_path / "tiny.yaml").exists()

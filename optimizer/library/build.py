@@ -71,6 +71,10 @@ class _Builder:
         self.spec = spec
         self.source = str(spec_path)
         self.data_dir = spec_path.parent / spec.data_dir
+        if not (self.data_dir / "accelerator_offerings.csv").is_file():
+            raise InputError(self.source, [FieldError(
+                "data_dir", f"{self.data_dir} holds no accelerator_offerings.csv (the public data the builder reads)",
+                "set data_dir relative to the spec, or keep the spec beside the library's data/")])
         self.catalog = Catalog(self.data_dir)
         self.sites_by_id = {site.id: site for site in spec.sites}
         self.chips_by_id = {chip.id: chip for chip in spec.chips}
