@@ -380,7 +380,10 @@ def hedge(
     workers: Annotated[Optional[int], typer.Option(help="Local worker processes (default: cores / threads).")] = None,
     cluster: Annotated[Optional[str], typer.Option(help="Dask scheduler address (needs chipmix[dask]).")] = None,
     engine: Annotated[str, typer.Option(help=f"Engine for the scenario plans: {' | '.join(ENGINES)}.")] = "highs",
-    time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Time limit per solve, s.")] = 300.0,
+    time_limit: Annotated[Optional[float], typer.Option(
+        "--time-limit", help="Time limit per scenario solve, s (and the first stage's, unless --first-stage-limit).")] = 300.0,
+    first_stage_limit: Annotated[Optional[float], typer.Option(
+        "--first-stage-limit", help="Time limit of the first stage as a whole, s.")] = None,
     gap: Annotated[float, typer.Option("--gap", help="Relative MIP gap per solve.")] = 1e-3,
     threads: Annotated[Optional[int], typer.Option(help="Solver threads per solve (default 1 with workers).")] = None,
     references: Annotated[bool, typer.Option(
@@ -398,7 +401,7 @@ def hedge(
         _fail(exc.render(), EXIT_INPUT)
     try:
         result = run_hedge(loaded, parsed, risk, options, method=method, workers=workers, cluster=cluster,
-                           references=references, on_event=lambda text: err.print(text, markup=False, highlight=False))
+                           references=references, first_stage_time_limit_s=first_stage_limit, on_event=lambda text: err.print(text, markup=False, highlight=False))
     except InputError as exc:
         _fail(exc.render(), EXIT_INPUT)
     except ChipmixError as exc:

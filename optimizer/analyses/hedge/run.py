@@ -249,9 +249,12 @@ def _extensive(instances, names, probabilities, risk, options) -> tuple[dict[str
 
 def hedge(instance: Instance, scenarios: list[Scenario], risk: Risk | None = None, options: SolveOptions | None = None,
           *, method: str = "auto", workers: int | None = None, cluster: str | None = None, references: bool = True,
-          on_event: Callable[[str], None] | None = None, **overrides) -> HedgeResult:
+          first_stage_time_limit_s: float | None = None, on_event: Callable[[str], None] | None = None,
+          **overrides) -> HedgeResult:
     """Choose purchases for every scenario at once (see the module docstring).  ``scenarios``:
-    validated by :func:`~optimizer.analyses.scenarios.hedge_scenarios_from_data` (probabilities)."""
+    validated by :func:`~optimizer.analyses.scenarios.hedge_scenarios_from_data` (probabilities).
+    ``options.time_limit_s`` limits each scenario's solve, and the first stage as a whole unless
+    ``first_stage_time_limit_s`` says otherwise."""
     started = time.perf_counter()
     risk = risk or Risk()
     options = solve_options(options, **overrides)
@@ -266,6 +269,8 @@ def hedge(instance: Instance, scenarios: list[Scenario], risk: Risk | None = Non
     names = [s.name for s in scenarios]
     probabilities = np.array([s.probability for s in scenarios], dtype=float)
     chosen, reason = choose_method(method, instances)
+    first_limit = options.time_limit_s if first_stage_time_limit_s is None else first_stage_time_limit_s
+    first_options = options.model_copy(update={"time_limit_s": first_limit})
     payloads = [i.model_dump(mode="json", exclude_none=True) for i in instances]
     dumped = options.model_dump()
 
@@ -275,11 +280,11 @@ def hedge(instance: Instance, scenarios: list[Scenario], risk: Risk | None = Non
     with TaskPool(min(workers, max(len(scenarios), 1)), cluster) as pool:
         say(f"first stage: {chosen} ({reason})")
         if chosen == "extensive":
-            purchases, figures = _extensive(instances, names, probabilities, risk, options)
+            purchases, figures = _extensive(instances, names, probabilities, risk, first_options)
         else:
             key = hashlib.sha256("".join(i.sha256() for i in instances).encode()).hexdigest()[:16]
             outcome = l_shaped([{"key": f"{key}:{n}", "name": n, "instance": p} for p, n in zip(payloads, names)],
-                               probabilities, risk, options, pool, time_limit_s=options.time_limit_s)
+                               probabilities, risk, options, pool, time_limit_s=first_limit)
             purchases = outcome.purchases
             figures = {"method": "l-shaped", "status": outcome.stopped, "bound_usd": outcome.bound,
                        "lp_value_usd": outcome.lp_value, "rounds": outcome.rounds,
@@ -313,8 +318,9 @@ def _conclude(result: HedgeResult) -> None:
     if result.base_held is not None:
         base_value = _risk_of(result.base_held, p, risk)
         if base_value is not None and all(o.ok for o in result.base_held) and (value is None or base_value < value):
+            theirs = "no plan in every scenario" if value is None else f"{value:,.2f} USD"
             result.notes.append(f"the base-case purchases play better than the {result.chosen_from}'s "
-                                f"({base_value:,.2f} against {value:,.2f} USD if known): the hedge keeps them")
+                                f"({base_value:,.2f} USD against {theirs}): the hedge keeps them")
             result.hedged, value = list(result.base_held), base_value
             result.purchases, result.chosen_from = dict(result.base.plan.first_stage), "base-case purchases"
         bounds = [result.bound_usd]
