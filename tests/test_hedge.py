@@ -247,3 +247,15 @@ def test_a_shock_that_caps_one_scenarios_use_does_not_cap_the_purchase(method):
     assert result.objective_usd == pytest.approx(206.0)
     assert result.bound_usd <= result.objective_usd + 1e-9
     assert [row["hedged_usd"] for row in result.scenario_rows()] == pytest.approx([130.0, 890.0])
+
+
+def test_scenario_files_have_their_own_schema_and_errors_point_to_it():
+    with pytest.raises(InputError) as caught:
+        hedge_scenarios_from_data({"scenarios": [{"name": "x", "probability": 1.0, "probabilty": 1.0}]},
+                                  hand_instance(), "scen.yaml")
+    assert "scenarios[0](x).probabilty" in caught.value.render()
+    assert "chipmix schema --scenarios" in caught.value.render()
+    printed = chipmix("schema", "--scenarios")
+    assert printed.returncode == 0
+    schema = json.loads(printed.stdout)
+    assert "risk" in schema["properties"] and "probability" in json.dumps(schema) and "energy_price" in json.dumps(schema)

@@ -119,7 +119,8 @@ def load_scenarios(path: str | Path, instance: Instance) -> list[Scenario]:
 
 def scenarios_from_data(data, instance: Instance, source: str = "scenarios") -> list[Scenario]:
     """Validate scenario-file data (as parsed from YAML/JSON) against ``instance``."""
-    parsed = validate_document(ScenarioFile, data, source, "a mapping with a 'scenarios' list")
+    parsed = validate_document(ScenarioFile, data, source, "a mapping with a 'scenarios' list",
+                               schema_command="chipmix schema --scenarios")
     errors: list[FieldError] = []
     names = [s.name for s in parsed.scenarios]
     for index, scenario in enumerate(parsed.scenarios):

@@ -119,13 +119,15 @@ def format_location(loc: tuple[Any, ...], data: Any) -> str:
     return "".join(parts).lstrip(".")
 
 
-def validation_errors(exc: ValidationError, data: Any) -> list[FieldError]:
+def validation_errors(exc: ValidationError, data: Any, schema_command: str = "chipmix schema") -> list[FieldError]:
+    """Field errors of a pydantic failure; ``schema_command`` is the command that prints the
+    file's schema (an unknown field points there)."""
     errors = []
     for error in exc.errors(include_url=False):
         path = format_location(tuple(error["loc"]), data)
         message = error["msg"]
         if error["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling; see `chipmix schema`)"
+            message = f"unknown field (check the spelling; see `{schema_command}`)"
         elif error["type"] == "missing":
             message = "required field is missing"
         elif error["type"] == "value_error":
@@ -136,14 +138,15 @@ def validation_errors(exc: ValidationError, data: Any) -> list[FieldError]:
     return errors
 
 
-def validate_document(model: type[ModelT], data: Any, source: str, top_level: str = "a mapping of fields") -> ModelT:
+def validate_document(model: type[ModelT], data: Any, source: str, top_level: str = "a mapping of fields",
+                      schema_command: str = "chipmix schema") -> ModelT:
     """Validate parsed data into ``model`` (a schema model), or raise InputError with every field path."""
     if not isinstance(data, dict):
         raise InputError(source, [FieldError("", f"the top level must be {top_level}")])
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InputError(source, validation_errors(exc, data)) from None
+        raise InputError(source, validation_errors(exc, data, schema_command)) from None
 
 
 def instance_from_data(data: Any, source: str = "<instance>") -> Instance:

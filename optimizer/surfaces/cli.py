@@ -234,11 +234,16 @@ def validate(instance: Annotated[Path, typer.Argument(help="Instance file.")]) -
 @app.command()
 def schema(
     out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file instead.")] = None,
+    scenarios: Annotated[bool, typer.Option(
+        "--scenarios", help="The scenario file's schema (chipmix sweep and chipmix hedge) instead.")] = False,
 ) -> None:
-    """Print the JSON Schema of the instance file."""
-    from optimizer.input.schema import Instance
+    """Print the JSON Schema of the instance file (or, with --scenarios, of a scenario file)."""
+    if scenarios:
+        from optimizer.analyses.scenarios import ScenarioFile as model
+    else:
+        from optimizer.input.schema import Instance as model
 
-    text = json.dumps(Instance.model_json_schema(), indent=2)
+    text = json.dumps(model.model_json_schema(), indent=2)
     if out_file is None:
         sys.stdout.write(text + "\n")
     else:
