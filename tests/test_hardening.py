@@ -125,7 +125,11 @@ def test_a_failed_solve_leaves_a_plan_the_checker_refuses_for_the_edited_instanc
     path.write_text(yaml.safe_dump(data))
     assert chipmix("solve", path, "--out", out).returncode == 2
     check = chipmix("check", path, out)
-    assert check.returncode == 1 and "made for another instance" in check.stderr
+    # One input error (exit 2), not a list of every difference between the two instances.
+    assert check.returncode == 2 and "made for another instance" in check.stderr
+    assert len(check.stderr.strip().splitlines()) == 1 and "Traceback" not in check.stderr
+    report = chipmix("report", out, "--instance", path, "--out", tmp_path / "r.html")
+    assert report.returncode == 2 and "made for another instance" in report.stderr and "Traceback" not in report.stderr
 
 
 def test_a_write_killed_half_way_leaves_the_old_plan_whole_and_no_temporary_folder(tmp_path):

@@ -208,11 +208,14 @@ def check(
     plan_dir: Annotated[Path, typer.Argument(help="Folder with allocations.csv, reservations.csv, summary.json.")],
 ) -> None:
     """Recompute capacity, power, demand and every cost from the plan files; exit 1 on any violation."""
-    from optimizer.plans.checker import check_plan
+    from optimizer.plans.checker import check_plan, made_for_another_instance
 
     loaded = _load(instance)
     if not plan_dir.is_dir():
         _fail(f"{plan_dir}: not a folder", EXIT_INPUT)
+    other = made_for_another_instance(loaded, plan_dir)
+    if other:
+        _fail(other, EXIT_INPUT)
     report = check_plan(loaded, plan_dir)
     if report.ok:
         out.print(report.render(), markup=False, highlight=False)

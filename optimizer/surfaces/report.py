@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from optimizer.plans.checker import check_plan
+from optimizer.plans.checker import check_plan, made_for_another_instance
 from optimizer.errors import FieldError, InputError
 from optimizer.plans.accounting import COST_KEYS, unit_economics
 from optimizer.plans.instruments import COVERAGE_COLUMNS, PURCHASE_COLUMNS, commitment_utilisation
@@ -72,6 +72,9 @@ def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Pa
     summary_path = plan_dir / "summary.json"
     if not summary_path.exists():
         raise InputError(str(plan_dir), [FieldError("summary.json", "missing", "point at a folder written by chipmix solve")])
+    other = made_for_another_instance(instance, plan_dir)
+    if other:
+        raise InputError(str(plan_dir), [FieldError("summary.json.instance_sha256", other.split(": ", 1)[1])])
     summary = json.loads(summary_path.read_text())
     allocations = _read(plan_dir, "allocations.csv")
     reservations = _read(plan_dir, "reservations.csv")

@@ -29,7 +29,7 @@ from optimizer.plans.checker.tables import PlanRows, read_files, read_tables
 
 __all__ = [
     "ABS_TOL", "COST_KEYS", "OBJECTIVE_REL_TOL", "OPTIONAL_SUMMARY_KEYS", "PLAN_STATUSES", "REL_TOL", "SUMMARY_KEYS",
-    "CheckReport", "check_plan", "check_plan_files", "check_tables",
+    "CheckReport", "check_plan", "check_plan_files", "check_tables", "made_for_another_instance",
 ]
 
 
@@ -51,6 +51,24 @@ class CheckReport:
         lines = [f"{self.plan_dir}: {len(self.violations)} violation(s)"]
         lines += [f"  {violation}" for violation in self.violations]
         return "\n".join(lines)
+
+
+def made_for_another_instance(instance: Instance, plan_dir: str | Path) -> str | None:
+    """Why the plan in ``plan_dir`` is not a plan of ``instance`` (its summary.json names another
+    instance's fingerprint), or None.  Every rule would only list how two instances differ, so the
+    CLI makes this one input error (exit 2) before checking or reporting anything."""
+    import json
+
+    try:
+        summary = json.loads((Path(plan_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None  # the checker itself reports a missing or broken summary.json
+    made_for = summary.get("instance_sha256") if isinstance(summary, dict) else None
+    if made_for is None or made_for == instance.sha256():
+        return None
+    return (f"{plan_dir}: the plan was made for another instance ({summary.get('instance')!r}, instance_sha256 "
+            f"{str(made_for)[:12]}...; this is {instance.name!r}, {instance.sha256()[:12]}...: another file, or this "
+            "one edited since): give the instance it was solved for, or solve this one")
 
 
 def check_plan_files(instance_path: str | Path, plan_dir: str | Path) -> CheckReport:
