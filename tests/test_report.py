@@ -171,3 +171,12 @@ def test_the_report_shows_what_to_buy_and_each_commitment_s_use(tmp_path):
     charts = write_report(tables, tmp_path / "report.html")
     page = (tmp_path / "report.html").read_text()
     assert "<h2>What to buy</h2>" in page and "<h2>Commitment use</h2>" in page and "commitment_use" in charts
+
+
+def test_binding_hours_are_shaded_as_runs():
+    import pandas as pd
+
+    from optimizer.surfaces.report import binding_runs
+
+    frame = pd.DataFrame({"draw_mw": [5.0, 12.0, 11.995, 7.0, 12.0], "cap_mw": [12.0] * 5})
+    assert binding_runs(frame) == [(1, 3), (4, 5)]  # 11.995 is within 0.1% of 12: the cap binds

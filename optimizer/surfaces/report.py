@@ -221,6 +221,18 @@ def _read_lockin(path: str | Path) -> pd.DataFrame:
 
 # -- charts --------------------------------------------------------------------------------------
 
+def binding_runs(frame: pd.DataFrame) -> list[tuple[int, int]]:
+    """Hours where a site's draw is at its cap (within 0.1%), as runs ``[first, end)``."""
+    binding = frame.index[(frame.draw_mw >= frame.cap_mw * (1 - 1e-3) - 1e-9).to_numpy()]
+    runs: list[list[int]] = []
+    for hour in map(int, binding):
+        if runs and hour == runs[-1][1]:
+            runs[-1][1] = hour + 1
+        else:
+            runs.append([hour, hour + 1])
+    return [(first, end) for first, end in runs]
+
+
 def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
     """One PNG per chart; returns chart id -> file."""
     import matplotlib
@@ -255,11 +267,19 @@ def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
 
     if tables.site_power:
         fig, ax = plt.subplots(figsize=(9, 3.4))
+        top = 0.0
         for site, frame in tables.site_power.items():
             line, = ax.plot(frame.index, frame.draw_mw, label=f"{site} draw", drawstyle="steps-post")
             ax.plot(frame.index, frame.cap_mw, linestyle="--", color=line.get_color(), label=f"{site} cap")
+            # Shade the hours where the cap binds (draw within 0.1% of it): where one more MW pays.
+            label = f"{site}: cap binds"
+            for first, end in binding_runs(frame):
+                ax.axvspan(first, end, color=line.get_color(), alpha=0.15, linewidth=0, label=label)
+                label = None
+            top = max(top, float(frame.cap_mw.max()), float(frame.draw_mw.max()))
         ax.set(title="Capped sites: power drawn against the cap (MW)", xlabel="hour", ylabel="MW")
-        ax.set_ylim(bottom=0)
+        # Head-room above the cap, so that a draw at the cap does not sit on the frame.
+        ax.set_ylim(bottom=0, top=top * 1.15 if top > 0 else 1.0)
         ax.legend(fontsize=8)
         save(fig, "site_power")
 
