@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from optimizer.errors import FieldError, InputError
-from optimizer.surfaces.report import _CSS, _money, _table
+from optimizer.surfaces.report import _CSS, CHART_DPI, _money, _table
 
 
 def _load(folder: Path) -> tuple[dict, pd.DataFrame, dict[str, str]]:
@@ -58,7 +58,7 @@ def _charts(frame: pd.DataFrame, folder: Path) -> dict[str, Path]:
     ax.legend(fontsize=9)
     files["cost_by_scenario"] = folder / "cost_by_scenario.png"
     fig.tight_layout()
-    fig.savefig(files["cost_by_scenario"], dpi=120)
+    fig.savefig(files["cost_by_scenario"], dpi=CHART_DPI)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(11, 4.8))
@@ -69,7 +69,7 @@ def _charts(frame: pd.DataFrame, folder: Path) -> dict[str, Path]:
     ax.legend(fontsize=9)
     files["cost_distribution"] = folder / "cost_distribution.png"
     fig.tight_layout()
-    fig.savefig(files["cost_distribution"], dpi=120)
+    fig.savefig(files["cost_distribution"], dpi=CHART_DPI)
     plt.close(fig)
 
     if "base_regret_usd" in frame:
@@ -81,7 +81,7 @@ def _charts(frame: pd.DataFrame, folder: Path) -> dict[str, Path]:
         ax.legend(fontsize=9)
         files["regret"] = folder / "regret.png"
         fig.tight_layout()
-        fig.savefig(files["regret"], dpi=120)
+        fig.savefig(files["regret"], dpi=CHART_DPI)
         plt.close(fig)
     return files
 

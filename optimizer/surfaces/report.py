@@ -29,6 +29,9 @@ from optimizer.plans.instruments import COVERAGE_COLUMNS, PURCHASE_COLUMNS, comm
 from optimizer.input.schema import Instance
 
 TIERS = ("owned", "on_demand", "spot", "reserved", "capacity_block")
+#: 9-inch charts at 160 dpi: 1440 px wide, sharp on a laptop screen (the page scales them to fit)
+#: and in print (an A4 page's text width at about 200 dpi).
+CHART_DPI = 160
 #: Instrument fees and shortfalls in the cost per day (blocks over their hours, commitment levels
 #: over their windows, a contract's shortfall over the horizon).
 INSTRUMENT_COSTS = ("blocks", "commitments", "contract shortfall")
@@ -246,7 +249,7 @@ def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
     def save(fig, name: str) -> None:
         fig.tight_layout()
         path = folder / f"{name}.png"
-        fig.savefig(path, dpi=100)
+        fig.savefig(path, dpi=CHART_DPI)
         plt.close(fig)
         files[name] = path
 
@@ -255,14 +258,14 @@ def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
         fig, ax = plt.subplots(figsize=(9, 3.4))
         if frame.shape[1]:
             ax.stackplot(frame.index, frame.T.values, labels=list(frame.columns), step="post")
-            ax.legend(loc="upper left", fontsize=8, ncols=min(len(frame.columns), 6))
+            ax.legend(loc="upper left", fontsize=9, ncols=min(len(frame.columns), 6))
         ax.set(title=title, xlabel="hour", ylabel="chips", xlim=(0, max(len(frame.index), 1)))
         save(fig, name)
 
     fig, ax = plt.subplots(figsize=(9, 3.4))
     tables.cost_per_day.plot.bar(stacked=True, ax=ax, width=0.8)
     ax.set(title="Cost per day by pricing tier (USD)", xlabel="day", ylabel="USD")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     save(fig, "cost_per_day")
 
     if tables.site_power:
@@ -280,7 +283,7 @@ def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
         ax.set(title="Capped sites: power drawn against the cap (MW)", xlabel="hour", ylabel="MW")
         # Head-room above the cap, so that a draw at the cap does not sit on the frame.
         ax.set_ylim(bottom=0, top=top * 1.15 if top > 0 else 1.0)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
         save(fig, "site_power")
 
     util = tables.pool_utilisation
@@ -295,7 +298,7 @@ def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
     ax.bar(unmet.workload, unmet.unmet_pflops_hours, label="unmet inference (PFLOP/s-h)")
     ax.bar(unmet.workload, unmet.short_eflop, bottom=unmet.unmet_pflops_hours, label="training short (EFLOP)")
     ax.set(title="Unmet demand per workload")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     ax.tick_params(axis="x", labelrotation=30)
     save(fig, "unmet")
 
@@ -310,7 +313,7 @@ def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
             ax.stackplot(mine.hour, mine.used, mine.unused, labels=["used", "unused"], step="post",
                          colors=["tab:green", "tab:orange"])
             ax.set(title=f"Commitment {name}: used and unused per hour ({unit})", xlabel="hour", ylabel=unit)
-            ax.legend(fontsize=8, loc="upper right")
+            ax.legend(fontsize=9, loc="upper right")
         save(fig, "commitment_use")
 
     if tables.lockin is not None and len(tables.lockin):
