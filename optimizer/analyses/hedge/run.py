@@ -45,8 +45,10 @@ from optimizer.solvers.options import SolveOptions, solve_options
 from optimizer.solvers.result import relative_gap
 
 METHODS = ("auto", "extensive", "l-shaped")
-#: ``auto`` takes the extensive form up to this many columns over all scenarios (benchmarks/hedge.py).
-EXTENSIVE_MAX_COLUMNS = 120_000
+#: ``auto`` takes the extensive form up to this many columns over all scenarios: it did better at
+#: 18.7k and 62k columns (benchmarks/hedge.py), L-shaped at 87k (frontier-lab-week's 5 scenarios,
+#: docs/hedge.md) and 187k.
+EXTENSIVE_MAX_COLUMNS = 70_000
 
 
 def _play(task: dict) -> Outcome:
