@@ -9,7 +9,6 @@ cost over the scenarios (a chart), and the regret of the base-case plan in each 
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from optimizer.errors import FieldError, InputError
-from optimizer.surfaces.report import _CSS, CHART_DPI, _money, _table
+from optimizer.surfaces.report import _CSS, _money, _table, figure_html, save_chart
 
 
 def _load(folder: Path) -> tuple[dict, pd.DataFrame, dict[str, str]]:
@@ -56,10 +55,7 @@ def _charts(frame: pd.DataFrame, folder: Path) -> dict[str, Path]:
     ax.set_xticks(x, [f"{s}\n(p {p:g})" for s, p in zip(frame.scenario, frame.probability)], fontsize=9)
     ax.set(title="Cost of each scenario (USD)", ylabel="USD")
     ax.legend(fontsize=9)
-    files["cost_by_scenario"] = folder / "cost_by_scenario.png"
-    fig.tight_layout()
-    fig.savefig(files["cost_by_scenario"], dpi=CHART_DPI)
-    plt.close(fig)
+    files["cost_by_scenario"] = save_chart(fig, folder, "cost_by_scenario")
 
     fig, ax = plt.subplots(figsize=(11, 4.8))
     for column, label in series[:2]:
@@ -67,10 +63,7 @@ def _charts(frame: pd.DataFrame, folder: Path) -> dict[str, Path]:
         ax.step(order[column], order.probability.cumsum(), where="post", label=label, linewidth=2)
     ax.set(title="Distribution of cost over the scenarios", xlabel="USD", ylabel="probability cost <= x", ylim=(0, 1.05))
     ax.legend(fontsize=9)
-    files["cost_distribution"] = folder / "cost_distribution.png"
-    fig.tight_layout()
-    fig.savefig(files["cost_distribution"], dpi=CHART_DPI)
-    plt.close(fig)
+    files["cost_distribution"] = save_chart(fig, folder, "cost_distribution")
 
     if "base_regret_usd" in frame:
         fig, ax = plt.subplots(figsize=(11, 4.2))
@@ -79,10 +72,7 @@ def _charts(frame: pd.DataFrame, folder: Path) -> dict[str, Path]:
         ax.set_xticks(x, list(frame.scenario), fontsize=9)
         ax.set(title="Regret: cost above foresight in each scenario (USD)", ylabel="USD")
         ax.legend(fontsize=9)
-        files["regret"] = folder / "regret.png"
-        fig.tight_layout()
-        fig.savefig(files["regret"], dpi=CHART_DPI)
-        plt.close(fig)
+        files["regret"] = save_chart(fig, folder, "regret")
     return files
 
 
@@ -97,11 +87,7 @@ def write_hedge_report(folder: str | Path, out_html: str | Path) -> dict[str, Pa
     charts = _charts(frame, out_html.parent / f"{out_html.stem}_charts")
 
     def figure(name: str, caption: str) -> str:
-        if name not in charts:
-            return ""
-        data = base64.b64encode(charts[name].read_bytes()).decode()
-        return (f'<figure id="{name}"><img class="chart" alt="{html.escape(caption)}" '
-                f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>')
+        return figure_html(charts, name, caption)
 
     def interval(key: str) -> str:
         value = summary.get(key)

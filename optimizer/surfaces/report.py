@@ -77,7 +77,7 @@ def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Pa
         raise InputError(str(plan_dir), [FieldError("summary.json", "missing", "point at a folder written by chipmix solve")])
     other = made_for_another_instance(instance, plan_dir)
     if other:
-        raise InputError(str(plan_dir), [FieldError("summary.json.instance_sha256", other.split(": ", 1)[1])])
+        raise InputError(str(plan_dir), [FieldError("summary.json.instance_sha256", other)])
     summary = json.loads(summary_path.read_text())
     allocations = _read(plan_dir, "allocations.csv")
     reservations = _read(plan_dir, "reservations.csv")
@@ -224,6 +224,26 @@ def _read_lockin(path: str | Path) -> pd.DataFrame:
 
 # -- charts --------------------------------------------------------------------------------------
 
+def save_chart(fig, folder: Path, name: str) -> Path:
+    """One chart as ``folder/name.png`` at CHART_DPI; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = folder / f"{name}.png"
+    fig.savefig(path, dpi=CHART_DPI)
+    plt.close(fig)
+    return path
+
+
+def figure_html(charts: dict[str, Path], name: str, caption: str) -> str:
+    """A chart embedded as a data URI in a <figure> (empty when the chart was not drawn)."""
+    if name not in charts:
+        return ""
+    data = base64.b64encode(charts[name].read_bytes()).decode()
+    return (f'<figure id="{name}"><img class="chart" alt="{html.escape(caption)}" '
+            f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>')
+
+
 def binding_runs(frame: pd.DataFrame) -> list[tuple[int, int]]:
     """Hours where a site's draw is at its cap (within 0.1%), as runs ``[first, end)``."""
     binding = frame.index[(frame.draw_mw >= frame.cap_mw * (1 - 1e-3) - 1e-9).to_numpy()]
@@ -247,11 +267,7 @@ def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
 
     def save(fig, name: str) -> None:
-        fig.tight_layout()
-        path = folder / f"{name}.png"
-        fig.savefig(path, dpi=CHART_DPI)
-        plt.close(fig)
-        files[name] = path
+        files[name] = save_chart(fig, folder, name)
 
     for name, frame, title in (("chips_by_vendor", tables.chips_by_vendor, "Chips in use per hour, by vendor"),
                                ("chips_by_cloud", tables.chips_by_cloud, "Chips in use per hour, by cloud")):
@@ -372,11 +388,7 @@ def render_html(tables: ReportTables, charts: dict[str, Path]) -> str:
     breakdown = pd.DataFrame([{"term": k, "USD": h[f"{k}_usd"]} for k in COST_KEYS])
 
     def figure(name: str, caption: str) -> str:
-        if name not in charts:
-            return ""
-        data = base64.b64encode(charts[name].read_bytes()).decode()
-        return (f'<figure id="{name}"><img class="chart" alt="{html.escape(caption)}" '
-                f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>')
+        return figure_html(charts, name, caption)
 
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
