@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import optimizer  # noqa: E402
 from optimizer.analyses.hedge import hedge  # noqa: E402
+from optimizer.analyses.lockin import format_cell  # noqa: E402
 from optimizer.analyses.scenarios import Risk, hedge_scenarios_from_data  # noqa: E402
 from optimizer.errors import ChipmixError  # noqa: E402
 
@@ -94,13 +95,9 @@ def run_one(instance, count: int, method: str, args) -> dict:
 
 
 def write_doc(frame: pd.DataFrame, args, started: dt.datetime, seconds: float) -> None:
-    def cell(value, kind=""):
-        if value is None or (isinstance(value, float) and value != value):
-            return "-"
-        if kind == "usd":
-            return f"{value:,.0f}"
-        if kind == "gap":
-            return f"{value:.3%}"
+    def cell(value, kind=""):  # as the CLI and docs/benchmarks.md show cells, plus seconds and counts
+        if value is None or (isinstance(value, float) and value != value) or kind in ("usd", "gap"):
+            return format_cell(value, kind)
         if kind == "s":
             return f"{value:,.1f} s"
         if isinstance(value, float) and value.is_integer():

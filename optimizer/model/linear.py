@@ -200,23 +200,23 @@ class LinearModel:
             covered[i] = covered.get(i, 0.0) + value * coef[k]
         return x
 
-    @property
-    def decision_columns(self) -> np.ndarray:
-        """Continuous decisions (coverage, spend levels): kept as the solver chose them."""
+    def _flagged(self, flag: str) -> np.ndarray:
+        """Columns of the variable families whose declaration sets ``flag``."""
         out = np.zeros(self.n_cols, dtype=bool)
         for fam in self.variables.values():
-            if fam.decision:
+            if getattr(fam, flag):
                 out[fam.slice] = True
         return out
 
     @property
+    def decision_columns(self) -> np.ndarray:
+        """Continuous decisions (coverage, spend levels): kept as the solver chose them."""
+        return self._flagged("decision")
+
+    @property
     def purchase_columns(self) -> np.ndarray:
         """Purchases (reservations, blocks bought, commitment levels): a hedge's first stage."""
-        out = np.zeros(self.n_cols, dtype=bool)
-        for fam in self.variables.values():
-            if fam.purchase:
-                out[fam.slice] = True
-        return out
+        return self._flagged("purchase")
 
     def purchase_labels(self) -> dict[str, int]:
         """Each purchase column's name (e.g. ``blocks_bought[aws-cb-1d,24]``) and column number:

@@ -215,7 +215,7 @@ def check(
         _fail(f"{plan_dir}: not a folder", EXIT_INPUT)
     other = made_for_another_instance(loaded, plan_dir)
     if other:
-        _fail(other, EXIT_INPUT)
+        _fail(f"{plan_dir}: {other}", EXIT_INPUT)
     report = check_plan(loaded, plan_dir)
     if report.ok:
         out.print(report.render(), markup=False, highlight=False)
@@ -418,9 +418,8 @@ def hedge(
     for table in _hedge_tables(result):
         console.print(table)
     failed = [o for o in result.hedged if not o.ok]
-    if failed:
-        worst = failed[0]
-        _fail("\n".join(o.message for o in failed), worst.exit_code if worst.exit_code != EXIT_OK else EXIT_VIOLATIONS)
+    if failed:  # a failed outcome's exit code is never 0
+        _fail("\n".join(o.message for o in failed), failed[0].exit_code)
     result.write(out_dir)
     for note in result.notes:
         err.print(f"note: {note}", markup=False, highlight=False)

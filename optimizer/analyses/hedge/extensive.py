@@ -37,6 +37,7 @@ class ArrayModel:
     cost: list = field(default_factory=list)
     integer: list = field(default_factory=list)
     entries: list = field(default_factory=list)  # (rows, cols, vals)
+    extra_cost: list = field(default_factory=list)  # (cols, vals) added to columns already made
     row_lower: list = field(default_factory=list)
     row_upper: list = field(default_factory=list)
     families: dict = field(default_factory=dict)
@@ -61,11 +62,7 @@ class ArrayModel:
         self.n_rows += n
 
     def add_cost(self, cols: np.ndarray, vals: np.ndarray) -> None:
-        self.cost = [np.array(c, dtype=float) for c in self.cost] if self.cost else []
-        flat = np.concatenate(self.cost)
-        np.add.at(flat, cols, vals)
-        sizes = np.cumsum([len(c) for c in self.cost])[:-1]
-        self.cost = list(np.split(flat, sizes))
+        self.extra_cost.append((np.asarray(cols), np.asarray(vals, dtype=float)))
 
     def model(self) -> LinearModel:
         def cat(parts, dtype=float):
@@ -74,9 +71,12 @@ class ArrayModel:
         rows, cols, vals = (cat([e[i] for e in self.entries], t) for i, t in ((0, np.int64), (1, np.int64), (2, float)))
         matrix = sp.csc_matrix((vals, (rows, cols)), shape=(self.n_rows, self.n_cols))
         matrix.sum_duplicates()
+        cost = cat(self.cost)
+        for cols, vals in self.extra_cost:
+            np.add.at(cost, cols, vals)
         return LinearModel(ids={"k": [str(k) for k in range(max((f.size for f in self.families.values()), default=0))]},
                            variables=self.families, col_lower=cat(self.lower), col_upper=cat(self.upper),
-                           col_cost=cat(self.cost), col_integer=cat(self.integer, bool), row_lower=cat(self.row_lower),
+                           col_cost=cost, col_integer=cat(self.integer, bool), row_lower=cat(self.row_lower),
                            row_upper=cat(self.row_upper), matrix=matrix)
 
 

@@ -130,12 +130,12 @@ def l_shaped(tasks: list[dict], probabilities, risk: Risk, options: SolveOptions
     master_options = options.model_copy(update={"mip_rel_gap": min(options.mip_rel_gap, 1e-6), "method": "direct",
                                                 "engine": "highs"})
     stopped = "rounds"
+    position = {label: k for k, label in enumerate(labels)}
     for round_number in range(1, max_rounds + 1):
         master = ArrayModel()
         x = master.columns("first_stage", lower, upper, np.zeros(len(labels)), integer)
         theta = master.columns("scenario_cost", floor, np.inf, np.zeros(n), np.zeros(n, bool))
         add_risk(master, [(theta[[s]], np.ones(1)) for s in range(n)], probabilities, risk)
-        position = {label: k for k, label in enumerate(labels)}
         for coefficients, row_lower, row_upper in free[0]["rows"]:
             master.rows(np.zeros(len(coefficients), dtype=np.int64), x[[position[k] for k in coefficients]],
                         list(coefficients.values()), row_lower, row_upper, 1)

@@ -53,22 +53,28 @@ class CheckReport:
         return "\n".join(lines)
 
 
+def _another_instance(instance: Instance, summary: Any) -> str | None:
+    """Why a plan whose summary is ``summary`` is not a plan of ``instance`` (it names another
+    instance's fingerprint), or None."""
+    made_for = summary.get("instance_sha256") if isinstance(summary, dict) else None
+    if made_for is None or made_for == instance.sha256():
+        return None
+    return (f"the plan was made for another instance ({summary.get('instance')!r}, instance_sha256 "
+            f"{str(made_for)[:12]}...; this is {instance.name!r}, {instance.sha256()[:12]}...: another file, or this "
+            "one edited since): give the instance it was solved for, or solve this one")
+
+
 def made_for_another_instance(instance: Instance, plan_dir: str | Path) -> str | None:
-    """Why the plan in ``plan_dir`` is not a plan of ``instance`` (its summary.json names another
-    instance's fingerprint), or None.  Every rule would only list how two instances differ, so the
-    CLI makes this one input error (exit 2) before checking or reporting anything."""
+    """Why the plan in ``plan_dir`` is not a plan of ``instance``, or None.  Every rule would only
+    list how two instances differ, so the CLI makes this one input error (exit 2) before checking
+    or reporting anything."""
     import json
 
     try:
         summary = json.loads((Path(plan_dir) / "summary.json").read_text())
     except (OSError, ValueError):
         return None  # the checker itself reports a missing or broken summary.json
-    made_for = summary.get("instance_sha256") if isinstance(summary, dict) else None
-    if made_for is None or made_for == instance.sha256():
-        return None
-    return (f"{plan_dir}: the plan was made for another instance ({summary.get('instance')!r}, instance_sha256 "
-            f"{str(made_for)[:12]}...; this is {instance.name!r}, {instance.sha256()[:12]}...: another file, or this "
-            "one edited since): give the instance it was solved for, or solve this one")
+    return _another_instance(instance, summary)
 
 
 def check_plan_files(instance_path: str | Path, plan_dir: str | Path) -> CheckReport:
@@ -98,12 +104,10 @@ def _check(instance: Instance, rows: PlanRows, report: CheckReport) -> None:
               "coverage": rows.coverage}
     if any(table is None for table in tables.values()) or rows.summary is None:
         return
-    made_for = rows.summary.get("instance_sha256") if isinstance(rows.summary, dict) else None
-    if made_for is not None and made_for != instance.sha256():
+    other = _another_instance(instance, rows.summary)
+    if other:
         # Every other rule would only list the differences between two instances: one violation.
-        report.violations.append(
-            f"summary.json: the plan was made for another instance (instance_sha256 {str(made_for)[:12]}..., "
-            f"this instance's is {instance.sha256()[:12]}...): solve this instance again")
+        report.violations.append(f"summary.json: {other}")
         return
     facts = Facts(instance, report.violations)
     for table, read in READERS:
