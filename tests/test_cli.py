@@ -36,7 +36,7 @@ def test_solve_writes_the_plan_contract_and_checks_it(tmp_path):
         "instance", "instance_sha256", "engine", "status", "solve_seconds", "objective_usd", "bound_usd", "gap",
         "cost_usd", "unmet_pflops_hours", "short_eflop", "time_to_first_plan_s", "time_to_1pct_s",
     ]
-    assert list(summary["cost_usd"]) == ["usage", "reserved", "energy", "penalty", "blocks", "commitments",
+    assert list(summary["cost_usd"]) == ["usage", "reserved", "energy", "penalty", "restarts", "blocks", "commitments", "fixed",
                                        "contract_shortfall", "total"]
     # A reserved chip costs $1 x 2 h = $2.  Reserve 3 (6) beats reserving 2 plus one
     # on-demand chip in hour 1 (4 + 3 = 7).

@@ -7,7 +7,8 @@ $/FLOP device available".
    block only if the block costs less than leaving that demand unmet.
 2. Training, run by run (hard first, then by deadline): place the work in the cheapest
    (pool, hour) slots left in its window, in order of USD per useful EFLOP, within capacity,
-   power and ``max_chips``.  A single-site run tries every eligible site and keeps the cheapest
+   power and ``max_chips``; an hour left below the run's ``min_chips`` is topped up from that
+   hour's cheapest slots, or given back when it cannot be.  A single-site run tries every eligible site and keeps the cheapest
    that finishes (or the one that delivers most).  A priced run only buys slots cheaper than its
    shortfall price.  A gang run takes the cheapest (pool, start) whose whole span still has its
    chips and power, if that costs less than its shortfall (or it is hard).
@@ -131,6 +132,44 @@ def _place_training(data: ModelData, state: _State, w: int, slots: np.ndarray, u
     return float(data.training_work_eflop[w]) - max(remaining, 0.0)
 
 
+def _give_back(data: ModelData, state: _State, k: int, kw_per_block: np.ndarray) -> None:
+    p, t = data.alloc_pool[k], data.alloc_hour[k]
+    blocks = int(state.chips[k] // data.pool_block[p])
+    state.blocks_left[p, t] += blocks
+    state.power_left_kw[data.pool_site[p], t] += blocks * kw_per_block[p]
+    state.chips[k] = 0
+
+
+def _hold_min_chips(data: ModelData, state: _State, w: int, slots: np.ndarray, kw_per_block: np.ndarray) -> None:
+    """An hour where run ``w`` holds fewer than its min_chips: top it up from that hour's cheapest
+    slots, or, where the hour cannot reach min_chips, give its chips back (the work moves to
+    the shortfall)."""
+    least = int(data.training_min_chips[w])
+    if not least:
+        return
+    for t in np.unique(data.alloc_hour[slots]):
+        here = slots[data.alloc_hour[slots] == t]
+        held = int(state.chips[here].sum())
+        if held == 0 or held >= least:
+            continue
+        trial = state.copy()
+        for k in here:  # cheapest first
+            block = int(data.pool_block[data.alloc_pool[k]])
+            room = min(_room_in_blocks(data, trial, k, kw_per_block),
+                       (int(min(data.training_max_chips[w], 1e12)) - held) // block)
+            blocks = min(room, math.ceil((least - held) / block))
+            if blocks > 0:
+                _take(data, trial, k, blocks, kw_per_block)
+                held += blocks * block
+            if held >= least:
+                break
+        if held >= least:
+            state.__dict__.update(trial.__dict__)
+        else:
+            for k in here:
+                _give_back(data, state, k, kw_per_block)
+
+
 def _place_gang(data: ModelData, state: _State, w: int, kw_per_block: np.ndarray) -> None:
     """Start gang run ``w`` at its cheapest option that still fits (rented pools only)."""
     best: tuple[float, int] | None = None
@@ -175,13 +214,16 @@ def _place_trainings(data: ModelData, state: _State, usd_per_chip_hour: np.ndarr
         order = mine[np.lexsort((mine, usd_per_eflop[mine]))]
         if not data.training_single_site[w]:
             _place_training(data, state, w, order, usd_per_eflop, kw_per_block)
+            _hold_min_chips(data, state, w, order, kw_per_block)
             continue
         best: tuple[tuple[float, float], _State] | None = None
         for site in np.unique(data.pool_site[data.alloc_pool[order]]):
             trial = state.copy()
             in_site = order[data.pool_site[data.alloc_pool[order]] == site]
-            delivered = _place_training(data, trial, w, in_site, usd_per_eflop, kw_per_block)
-            short = float(data.training_work_eflop[w]) - delivered
+            _place_training(data, trial, w, in_site, usd_per_eflop, kw_per_block)
+            _hold_min_chips(data, trial, w, in_site, kw_per_block)
+            delivered = float(np.sum(trial.chips[in_site] * data.alloc_rate_tflops[in_site])) * EFLOP_PER_TFLOPS_HOUR
+            short = max(float(data.training_work_eflop[w]) - delivered, 0.0)
             spent = float(np.sum((trial.chips - state.chips)[in_site] * usd_per_chip_hour[in_site]))
             penalty = short * np.nan_to_num(data.short_usd_per_eflop[w], nan=1e12)
             key = (spent + penalty, float(site))

@@ -134,8 +134,20 @@ def validation_errors(exc: ValidationError, data: Any, schema_command: str = "ch
             message = message.removeprefix("Value error, ")
         elif "input" in error and not isinstance(error["input"], (dict, list)):
             message += f", got {error['input']!r}"
-        errors.append(FieldError(path, message))
+        errors.append(FieldError(path, message, _spelling_hint(error)))
     return errors
+
+
+def _spelling_hint(error: dict) -> str | None:
+    """A choice written in another case or with spaces (``Nvidia``): say which value is meant.
+    Choices are case-sensitive on purpose, so a file means one thing everywhere it is read."""
+    value = error.get("input")
+    if error["type"] != "literal_error" or not isinstance(value, str):
+        return None
+    meant = value.strip().lower()
+    if meant != value and repr(meant) in str(error.get("ctx", {}).get("expected", "")):
+        return f"write {meant!r} (choices are lower case)"
+    return None
 
 
 def validate_document(model: type[ModelT], data: Any, source: str, top_level: str = "a mapping of fields",

@@ -192,6 +192,13 @@ class Pool(StrictModel):
     interruption_rate: Annotated[float, Field(ge=0, lt=1)] = Field(
         default=0.0, description="Fraction of compute lost to interruptions; spot delivers (1 - rate)."
     )
+    fixed_usd_per_chip_hour: Usd | None = Field(
+        default=None,
+        description=(
+            "Owned pools only: amortised capital and hosting, USD per chip-hour, paid for every "
+            "available chip in every hour whether it is used or not (cost term `fixed`)."
+        ),
+    )
     description: str | None = None
 
 
@@ -236,6 +243,18 @@ class TrainingWorkload(StrictModel):
     )
     max_chips: Chips | None = Field(
         default=None, description="Most chips the run may hold in any hour."
+    )
+    min_chips: Chips | None = Field(
+        default=None,
+        description="A run that holds chips in an hour holds at least this many (0 or >= min_chips).",
+    )
+    restart_usd_per_chip: Usd | None = Field(
+        default=None,
+        description=(
+            "Paid for each chip added to the run from one hour to the next (a resize or restart "
+            "reloads a checkpoint onto the new chips); hour 0 is not priced (the chips held before "
+            "the horizon are not known).  Cost term `restarts`."
+        ),
     )
     single_site: bool = Field(
         default=False, description="If true, every chip of the run, over the whole run, is in one site."

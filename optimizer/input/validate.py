@@ -144,6 +144,8 @@ def check_instance(instance: Instance) -> list[FieldError]:
     if errors:
         return errors
     errors += _gang_problems(instance, workload_paths)
+    errors += _run_shape_problems(instance, workload_paths)
+    errors += _fixed_cost_problems(instance, pool_paths)
     if errors:
         return errors
     errors += _impossible_hard_demand(instance, workload_paths)
@@ -207,6 +209,78 @@ def _gang_problems(instance: Instance, workload_paths: list[str]) -> list[FieldE
                     )
                 )
     return errors
+
+
+def _run_shape_problems(instance: Instance, workload_paths: list[str]) -> list[FieldError]:
+    """min_chips and restart_usd_per_chip shape a preemptible run: not a gang run (which holds
+    exactly gang_chips, never resized), min_chips within max_chips and within what the run's
+    pools could give it in some hour of its window."""
+    errors: list[FieldError] = []
+    for workload, path in zip(instance.workloads, workload_paths):
+        if not isinstance(workload, TrainingWorkload):
+            continue
+        if workload.gang_chips is not None:
+            for key in ("min_chips", "restart_usd_per_chip"):
+                if getattr(workload, key) is not None:
+                    errors.append(FieldError(
+                        f"{path}.{key}", "a gang run holds exactly gang_chips for its whole span, never resized",
+                        f"remove {key}, or remove gang_chips for a preemptible run",
+                    ))
+            continue
+        if workload.min_chips is None:
+            continue
+        if workload.max_chips is not None and workload.min_chips > workload.max_chips:
+            errors.append(FieldError(
+                f"{path}.min_chips", f"min_chips {workload.min_chips} is more than max_chips {workload.max_chips}",
+                "lower min_chips or raise max_chips",
+            ))
+            continue
+        pools = [pool for pool in instance.pools if _serves(workload, pool)]
+        deadline = workload.deadline_hour if workload.deadline_hour is not None else instance.hours
+        most = max((sum((int(_hourly_value(pool.available, t)) // pool.block) * pool.block for pool in pools)
+                    for t in range(workload.release_hour, deadline)), default=0)
+        if workload.min_chips > most:
+            errors.append(FieldError(
+                f"{path}.min_chips",
+                f"min_chips {workload.min_chips} is more than the {most} chips the run's pools offer in any hour "
+                f"of its window, so it could never run",
+                "lower min_chips, or add pools (efficiency, sites)",
+            ))
+    return errors
+
+
+def _fixed_cost_problems(instance: Instance, pool_paths: list[str]) -> list[FieldError]:
+    """A fixed cost per available chip is what owning a campus costs; a rented pool bills per use."""
+    return [
+        FieldError(f"{path}.fixed_usd_per_chip_hour",
+                   f"pool {pool.id!r} is {pool.pricing}; only owned pools carry a fixed cost per available chip",
+                   "remove it, or fold the cost into usd_per_chip_hour")
+        for pool, path in zip(instance.pools, pool_paths)
+        if pool.fixed_usd_per_chip_hour is not None and pool.pricing != "owned"
+    ]
+
+
+def instance_warnings(instance: Instance) -> list[FieldError]:
+    """What loads but may not mean what the planner meant: chips a pool lists that its blocks
+    cannot use (available is rounded down to whole blocks)."""
+    warnings: list[FieldError] = []
+    for i, pool in enumerate(instance.pools):
+        if pool.block == 1:
+            continue
+        path = f"pools[{i}]({pool.id}).available"
+        values = pool.available if isinstance(pool.available, tuple) else (pool.available,)
+        odd = [(t, int(v)) for t, v in enumerate(values) if int(v) % pool.block]
+        if not odd:
+            continue
+        t, value = odd[0]
+        where = f"{path}[{t}]" if isinstance(pool.available, tuple) else path
+        more = f" (and {len(odd) - 1} more hours)" if len(odd) > 1 else ""
+        warnings.append(FieldError(
+            where, f"{value} chips is not a multiple of block {pool.block}: only "
+                   f"{value // pool.block * pool.block} are usable{more}",
+            f"give a multiple of {pool.block}, or change block",
+        ))
+    return warnings
 
 
 def _serves(workload: InferenceWorkload | TrainingWorkload, pool: Pool) -> bool:

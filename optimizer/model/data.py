@@ -64,6 +64,11 @@ class ModelData:
     short_usd_per_eflop: np.ndarray  # [workload], nan = hard (or not training)
     training_max_chips: np.ndarray  # [workload], inf = no limit
     training_single_site: np.ndarray  # [workload] bool
+    training_min_chips: np.ndarray  # [workload], 0 = no minimum
+    restart_usd_per_chip: np.ndarray  # [workload], 0 = resizing is free
+    #: [pool] what an owned pool's fixed_usd_per_chip_hour costs over the horizon, paid whether
+    #: its chips are used or not: a constant of every plan, 0 for other pools
+    pool_fixed_usd: np.ndarray
 
     # Eligible allocations (workload, pool, hour), sorted.
     alloc_workload: np.ndarray
@@ -152,6 +157,8 @@ def build_model_data(instance: Instance) -> ModelData:
     short_price = np.full(n_workloads, np.nan)
     max_chips = np.full(n_workloads, np.inf)
     single_site = np.zeros(n_workloads, dtype=bool)
+    min_chips = np.zeros(n_workloads, dtype=np.int64)
+    restart_price = np.zeros(n_workloads)
     gang_chips = np.zeros(n_workloads, dtype=np.int64)
     # Hours in which each workload may hold chips: a training run's window; an
     # inference service's hours with demand (chips there could only add cost).
@@ -169,6 +176,8 @@ def build_model_data(instance: Instance) -> ModelData:
             if workload.max_chips is not None:
                 max_chips[w] = workload.max_chips
             single_site[w] = workload.single_site
+            min_chips[w] = workload.min_chips or 0
+            restart_price[w] = workload.restart_usd_per_chip or 0.0
             gang_chips[w] = workload.gang_chips or 0
             deadline = workload.deadline_hour if workload.deadline_hour is not None else hours
             active_hours.append(np.arange(workload.release_hour, deadline))
@@ -253,6 +262,10 @@ def build_model_data(instance: Instance) -> ModelData:
         short_usd_per_eflop=short_price,
         training_max_chips=max_chips,
         training_single_site=single_site,
+        training_min_chips=min_chips,
+        restart_usd_per_chip=restart_price,
+        pool_fixed_usd=np.array([(pool.fixed_usd_per_chip_hour or 0.0) * float(np.sum(_hourly(pool.available, hours)))
+                                 for pool in pools]),
         alloc_workload=alloc[0],
         alloc_pool=alloc[1],
         alloc_hour=alloc[2],

@@ -67,6 +67,14 @@ def unit_economics(instance: Instance, cost_usd: dict[str, float], unmet_pflops_
     return {"delivered_eflop": delivered, "usd_per_delivered_eflop": usd_per_delivered_eflop(cost_usd, delivered)}
 
 
+def restart_usd(data: ModelData, workload: np.ndarray, hour: np.ndarray, chips: np.ndarray) -> float:
+    """Chips added to each run from one hour to the next (hours >= 1), at its restart_usd_per_chip."""
+    held = np.zeros((len(data.workload_ids), data.hours))
+    np.add.at(held, (workload, hour), chips)
+    added = np.maximum(np.diff(held, axis=1), 0.0)
+    return float(np.sum(added * data.restart_usd_per_chip[:, None]))
+
+
 def account_plan(
     plan: Plan,
     data: ModelData,
@@ -161,7 +169,8 @@ def account_plan(
     # whole-number decisions; a plan with no model values (greedy) buys none of it.
     base = {"usage": usage, "reserved": reserved, "energy": energy, "penalty": penalty,
             "blocks": float(block_fees(data, bought).sum()), "commitments": float(commitment_fees(data, bought).sum()),
-            "contract_shortfall": float(shortfalls.sum())}
+            "contract_shortfall": float(shortfalls.sum()), "restarts": restart_usd(data, workload, hour, chips),
+            "fixed": float(data.pool_fixed_usd.sum())}
     costs = {term.key: base[term.key] if term.key in base else float((model_costs or {}).get(term.key, 0.0))
              for term in COST_TERMS}
     costs["total"] = sum(costs.values())  # added in COST_TERMS order, the base terms first

@@ -27,7 +27,8 @@ pricing maps to FOCUS:
   ``x_EnergyMwh`` on the usage rows; unmet-demand penalties are not charges and are left out.
 
 So the sums of ``BilledCost`` and of ``EffectiveCost`` are both the plan's compute bill: every
-cost term but energy and penalty.
+cost term but energy, penalty, restarts (a price on churn, not a charge) and fixed (an owned
+campus's own capital and hosting, not a provider's charge).
 
 Charge periods start at the instance's ``start`` (UTC); an instance without one starts at
 1970-01-01T00:00:00Z, and ``x_HourIndex`` gives the plan's own hour either way.

@@ -40,11 +40,15 @@ def _fail(message: str, code: int) -> None:
 
 def _load(path: Path):
     from optimizer.input.loading import load_instance
+    from optimizer.input.validate import instance_warnings
 
     try:
-        return load_instance(path)
+        instance = load_instance(path)
     except InputError as exc:
         _fail(exc.render(), EXIT_INPUT)
+    for warning in instance_warnings(instance):
+        err.print(f"warning: {path}: {warning.render()}", markup=False, highlight=False)
+    return instance
 
 
 def _money(value: float | None) -> str:

@@ -7,8 +7,9 @@ Adding a family: docs/architecture.md has the recipe.
 from __future__ import annotations
 
 from optimizer.model.families import (
-    allocation, block_capacity, commitment_cover, contract_minimum, gang, inference_demand, pool_capacity,
-    reserved_capacity, single_site, site_power, training_max_chips, training_work,
+    allocation, block_capacity, commitment_cover, contract_minimum, gang, inference_demand, owned_fixed,
+    pool_capacity, reserved_capacity, single_site, site_power, training_max_chips, training_min_chips,
+    training_restart, training_work,
 )
 from optimizer.model.families.base import BASE_COST_TERMS, ConstraintFamily, CostTerm
 
@@ -21,10 +22,13 @@ FAMILIES: tuple[ConstraintFamily, ...] = (
     inference_demand.FAMILY,
     training_work.FAMILY,
     training_max_chips.FAMILY,
+    training_min_chips.FAMILY,
+    training_restart.FAMILY,
     single_site.FAMILY,
     gang.FAMILY,
     block_capacity.FAMILY,
     commitment_cover.FAMILY,
+    owned_fixed.FAMILY,
     contract_minimum.FAMILY,  # last: it reads what every other family bills
 )
 

@@ -44,7 +44,9 @@ class CostTerm:
 
     key: str
     doc: str
-    spend: bool = True  # money paid for compute (False: a penalty for what was not served)
+    #: Money paid for compute (False: a price the planner puts on the plan's shape, not a bill:
+    #: unserved demand, training churn)
+    spend: bool = True
 
 
 USAGE = CostTerm("usage", "chip-hours of rented pools at their usd_per_chip_hour")

@@ -18,7 +18,8 @@ SUMMARY_KEYS = {
 #: Keys a summary may carry beyond those (progress figures: seconds, or null when never reached).
 OPTIONAL_SUMMARY_KEYS = {"time_to_first_plan_s", "time_to_1pct_s"}
 #: The cost breakdown's terms, in the order they are added up, and their sum.
-COST_TERMS = ("usage", "reserved", "energy", "penalty", "blocks", "commitments", "contract_shortfall")
+COST_TERMS = ("usage", "reserved", "energy", "penalty", "restarts", "blocks", "commitments", "fixed",
+              "contract_shortfall")
 COST_KEYS = set(COST_TERMS) | {"total"}
 PLAN_STATUSES = {"optimal", "feasible"}
 #: The solver's objective may differ from the exact plan cost by its own tolerances.

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from optimizer.plans.checker.purchases import read_coverage, read_purchases
 from optimizer.plans.checker.rules import (
-    allocation, block_capacity, commitment_cover, contract_minimum, gang, inference_demand, pool_capacity,
-    reserved_capacity, single_site, site_power, training_max_chips, training_work,
+    allocation, block_capacity, commitment_cover, contract_minimum, gang, inference_demand, owned_fixed,
+    pool_capacity, reserved_capacity, single_site, site_power, training_max_chips, training_min_chips,
+    training_restart, training_work,
 )
 
 #: (plan table, reader) in reading order: reservations first (reserved capacity reads them).
@@ -19,11 +20,14 @@ RULES = (
     reserved_capacity.check,
     site_power.check,
     training_max_chips.check,
+    training_min_chips.check,
+    training_restart.check,
     single_site.check,
     gang.check,
     inference_demand.check,
     training_work.check,
     block_capacity.check,
     commitment_cover.check,
+    owned_fixed.check,
     contract_minimum.check,  # after commitment_cover: it counts the usage commitments paid for
 )
