@@ -1,11 +1,13 @@
 """chipmix report: the HTML page in a real headless Chromium, the PNGs, and the xlsx in openpyxl."""
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
+import pandas as pd
 from openpyxl import load_workbook
 
 import optimizer
@@ -14,16 +16,18 @@ from optimizer.surfaces.report import build_tables
 from tests.helpers import chip, chipmix, inference, instance_data, pool, site, solve_checked, training
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHARTS = ["chips_by_vendor", "chips_by_cloud", "cost_per_day", "site_power", "pool_utilisation", "unmet", "lockin"]
+CHARTS = ["chips_by_vendor", "chips_by_cloud", "workload_pool", "cost_per_day", "site_power", "pool_utilisation", "unmet",
+          "lockin"]
 
 
 def mixed_week():
-    """Two days, three vendors, a capped campus and two clouds: something in every chart."""
+    """Two days, three vendors, a campus whose cap binds (two 8-chip blocks of 1 kW chips: 16 kW) and
+    two clouds: something in every chart."""
     hours = 48
     return instance_data(
         hours=hours,
         chips=[chip("h100", "nvidia", 1000.0, 1.0), chip("v6e", "google", 900.0, 0.5), chip("trn2", "aws", 650.0, 0.5)],
-        sites=[site("campus", cloud="owned", power_cap_mw=0.02, energy_usd_per_mwh=60.0), site("aws"), site("gcp", cloud="gcp")],
+        sites=[site("campus", cloud="owned", power_cap_mw=0.016, energy_usd_per_mwh=60.0), site("aws"), site("gcp", cloud="gcp")],
         pools=[
             pool("own-h100", site="campus", pricing="owned", usd_per_chip_hour=0.8, available=32, block=8),
             pool("aws-trn2", site="aws", chip="trn2", usd_per_chip_hour=1.5, available=32, block=16),
@@ -68,6 +72,10 @@ def test_tables_add_up_to_the_plan(report_inputs):
     assert (tables.site_power["campus"].draw_mw <= tables.site_power["campus"].cap_mw + 1e-9).all()
     assert tables.headline["checker"] == "OK"
     assert set(tables.lockin.plan) >= {"multi", "vendor=nvidia", "vendor=google", "vendor=aws", "greedy"}
+    assert len(tables.lockin) == len(pd.read_csv(lockin))  # every row, cloud= included
+    # Chips per workload and pool over time add up to the plan too.
+    assert tables.workload_pool_chips.to_numpy().sum() == allocations.chips.sum()
+    assert tables.workload_pool_chips.shape[1] == 48
 
 
 def test_report_opens_in_headless_chromium_with_every_chart(report_inputs, tmp_path):
@@ -105,12 +113,21 @@ def test_report_opens_in_headless_chromium_with_every_chart(report_inputs, tmp_p
             "images => images.map(i => ({id: i.closest('figure').id, w: i.naturalWidth, h: i.naturalHeight, done: i.complete}))",
         )
         headline = page.inner_text(".cards")
+        power = json.loads(page.get_attribute("#site_power", "data-chart"))
+        lockin_rows = page.eval_on_selector_all("#lockin-table tbody tr", "rows => rows.map(r => r.innerText)")
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
     assert problems == []
     assert sorted(c["id"] for c in charts) == sorted(CHARTS)
     assert all(c["done"] and c["w"] > 100 and c["h"] > 100 for c in charts), charts
     assert "USD per delivered EFLOP" in headline and "checker" in headline and "OK" in headline
+    # The campus cap binds, and the cap line sits inside the plot with head-room above it.
+    (axis,) = power["axes"]
+    assert power["binding_hours"]["campus"], power
+    assert axis["ylim"][0] == 0 and axis["ylim"][1] >= 1.1 * power["cap_mw_max"] >= 1.1 * power["draw_mw_max"] * (1 - 1e-9)
+    # Every lock-in row is on the page, vendor= and cloud= alike.
+    frame = pd.read_csv(lockin)
+    assert len(lockin_rows) == len(frame) and any(row.startswith("cloud=") for row in lockin_rows)
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 
@@ -120,11 +137,21 @@ def test_xlsx_has_every_sheet_and_native_chart(report_inputs, tmp_path):
                      "--xlsx", tmp_path / "r.xlsx")
     assert result.returncode == 0, result.stderr
     book = load_workbook(tmp_path / "r.xlsx")
-    expected = ["Summary", "ChipsByVendor", "ChipsByCloud", "CostPerDay", "SitePower", "PoolUtilisation", "Unmet", "LockIn"]
+    charted = ["ChipsByVendor", "ChipsByCloud", "CostPerDay", "SitePower", "PoolUtilisation", "Unmet"]
+    expected = ["Summary", *charted, "Allocations", "Reservations", "Purchases", "LockIn"]
     assert book.sheetnames == expected
-    for name in expected[1:]:
+    for name in charted + ["LockIn"]:
         assert len(book[name]._charts) == 1, name
         assert book[name].max_row > 1, name
+    # The plan itself, one row per allocation, as allocations.csv has it: a spreadsheet can pivot it.
+    allocations = pd.read_csv(plan_dir / "allocations.csv")
+    sheet = book["Allocations"]
+    header = [c.value for c in sheet[1]]
+    assert header[:4] == ["hour", "workload", "pool", "chips"] and {"vendor", "cloud", "pricing"} <= set(header)
+    assert sheet.max_row == len(allocations) + 1
+    assert sum(row[3].value for row in sheet.iter_rows(min_row=2)) == allocations.chips.sum()
+    reservations = pd.read_csv(plan_dir / "reservations.csv")
+    assert book["Reservations"].max_row == len(reservations) + 1
     summary = {row[0].value: row[1].value for row in book["Summary"].iter_rows(min_row=2)}
     assert summary["checker"] == "OK" and summary["total_usd"] > 0
     assert book["ChipsByVendor"].max_row == 49  # header + 48 hours
@@ -180,3 +207,42 @@ def test_binding_hours_are_shaded_as_runs():
 
     frame = pd.DataFrame({"draw_mw": [5.0, 12.0, 11.995, 7.0, 12.0], "cap_mw": [12.0] * 5})
     assert binding_runs(frame) == [(1, 3), (4, 5)]  # 11.995 is within 0.1% of 12: the cap binds
+
+
+def test_charts_show_dates_when_the_instance_has_a_start_and_units_on_their_own_axes(tmp_path):
+    from optimizer.surfaces.report import render_charts
+
+    data = mixed_week()
+    data["start"] = "2026-01-05T00:00:00Z"
+    instance = optimizer.instance_from_data(data)
+    plan = solve_checked(instance, tmp_path, mip_rel_gap=1e-3)
+    plan.write(tmp_path / "plan")
+    tables = build_tables(instance, tmp_path / "plan")
+    assert str(tables.times([0, 25])[1]) == "2026-01-06 01:00:00+00:00"
+    charts = render_charts(tables, tmp_path / "charts")
+    meta = {name: json.loads(path.with_suffix(".json").read_text()) for name, path in charts.items()}
+    for name in ("chips_by_vendor", "site_power", "workload_pool"):
+        assert meta[name]["axes"][0]["xlabel"] == "UTC", name
+    assert meta["cost_per_day"]["axes"][0]["xlabel"] == "day (UTC)"
+    # Unmet inference (PFLOP/s-hours) and training short (EFLOP): two axes, never one.
+    titles = [axis["title"] for axis in meta["unmet"]["axes"]]
+    assert titles == ["Unmet inference (PFLOP/s-hours)", "Training work short (EFLOP)"]
+
+
+def test_a_restricted_plan_that_serves_less_is_marked_in_the_report(tmp_path):
+    from optimizer.surfaces.report import _lockin_table_html
+
+    frame = pd.DataFrame([
+        {"plan": "multi", "status": "optimal", "gap": 0.0009179, "total_usd": 159_600.0, "premium_usd": None,
+         "premium_pct": None, "unmet_pflops_hours": 0.0, "short_eflop": 0.0, "note": None},
+        {"plan": "cloud=gcp", "status": "optimal", "gap": 0.0, "total_usd": 170_000.0, "premium_usd": 10_400.0,
+         "premium_pct": 6.52, "unmet_pflops_hours": 0.0, "short_eflop": 0.0, "note": None},
+        {"plan": "vendor=aws", "status": "feasible", "gap": 0.003, "total_usd": 623_000.0, "premium_usd": 463_400.0,
+         "premium_pct": None, "unmet_pflops_hours": 433.9, "short_eflop": 0.0,
+         "note": "leaves 433.9 PFLOP/s-h more unmet and 0 EFLOP more short than multi"},
+    ])
+    page = _lockin_table_html(frame)
+    assert "0.092%" in page and "159,600" in page and "+6.52%" in page  # as the CLI formats them
+    assert "0.0009179" not in page and "1.596e+05" not in page
+    rows = page.split("<tr")[2:]
+    assert [("serves less" in row) for row in rows] == [False, False, True]

@@ -327,6 +327,33 @@ def sweep(
     return frame.sort_values(["_s", "_v", "_p"]).drop(columns=["_s", "_v", "_p"]).reset_index(drop=True)
 
 
+#: The lock-in and sweep tables' columns as the CLI and the report show them: (key, header, kind
+#: for :func:`format_cell`).
+TABLE_COLUMNS = (
+    ("scenario", "scenario", ""), ("view", "view", ""), ("plan", "plan", ""), ("status", "status", ""),
+    ("gap", "gap", "gap"), ("total_usd", "total USD", "usd"), ("premium_usd", "premium USD", "usd"),
+    ("premium_pct", "premium", "pct"), ("instruments_saving_usd", "instruments save USD", "usd"),
+    ("unmet_pflops_hours", "unmet PFLOP/s-h", ""),
+    ("short_eflop", "short EFLOP", ""), ("usd_per_delivered_eflop", "USD/EFLOP", ""), ("note", "note", ""),
+)
+
+
+def shown_columns(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """The TABLE_COLUMNS a table of ``frame`` shows: scenario and view only when they vary, the
+    instruments' saving only when there is one."""
+    return [c for c in TABLE_COLUMNS if c[0] in frame.columns
+            and (c[0] not in ("scenario", "view") or frame[c[0]].nunique() > 1)
+            and (c[0] != "instruments_saving_usd" or frame[c[0]].notna().any())]
+
+
+def serves_less(frame: pd.DataFrame) -> pd.Series:
+    """Rows that serve less demand than the multi-vendor plan of their scenario and view: compare()
+    gives them a premium in USD but no percentage (a premium on less work means nothing)."""
+    if "premium_usd" not in frame.columns or "premium_pct" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame.premium_usd.notna() & frame.premium_pct.isna() & frame.plan.ne(MULTI)
+
+
 def format_cell(value: Any, kind: str = "") -> str:
     """One table cell as the CLI and docs/benchmarks.md show it (kind: usd, pct, gap or plain)."""
     if value is None or (isinstance(value, float) and value != value):

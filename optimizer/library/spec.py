@@ -107,6 +107,9 @@ class TrainingSpec(StrictModel):
     efficiency: dict[Id, Efficiency] = Field(min_length=1)
     sites: list[Id] | None = None
     max_chips: Annotated[int, Field(ge=1)] | None = None
+    min_chips: Annotated[int, Field(ge=1)] | None = None
+    restart_usd_per_chip: NonNegativeFloat | None = None
+    gang_chips: Annotated[int, Field(ge=1)] | None = None
     single_site: bool = False
     short_usd_per_eflop: NonNegativeFloat | None = None
     description: str | None = None

@@ -276,17 +276,9 @@ _TABLE_WIDTH = None if sys.stdout.isatty() else 220
 
 
 def _rows_table(frame, title: str) -> Table:
-    from optimizer.analyses.lockin import format_cell
+    from optimizer.analyses.lockin import format_cell, shown_columns
 
-    columns = [
-        ("scenario", "scenario", ""), ("view", "view", ""), ("plan", "plan", ""), ("status", "status", ""),
-        ("gap", "gap", "gap"), ("total_usd", "total USD", "usd"), ("premium_usd", "premium USD", "usd"),
-        ("premium_pct", "premium", "pct"), ("instruments_saving_usd", "instruments save USD", "usd"),
-        ("unmet_pflops_hours", "unmet PFLOP/s-h", ""),
-        ("short_eflop", "short EFLOP", ""), ("usd_per_delivered_eflop", "USD/EFLOP", ""), ("note", "note", ""),
-    ]
-    shown = [c for c in columns if c[0] in frame.columns and (c[0] not in ("scenario", "view") or frame[c[0]].nunique() > 1)
-             and (c[0] != "instruments_saving_usd" or frame[c[0]].notna().any())]
+    shown = shown_columns(frame)
     table = Table(title=title, title_justify="left")
     for _, header, kind in shown:
         table.add_column(header, justify="left" if kind == "" and header in ("plan", "status", "note", "scenario", "view") else "right")

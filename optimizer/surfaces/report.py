@@ -4,10 +4,14 @@
 plan files (as any tool would) and the instance, and shows: the headline numbers (status and gap,
 total cost and its breakdown, USD per delivered EFLOP, unmet demand, the checker's verdict); chips
 in use per hour stacked by vendor and by cloud; cost per day by pricing tier; each capped site's
-power against its cap; each pool's utilisation; unmet demand per workload; and, given a lock-in
-table (``chipmix lockin --out DIR`` writes ``lockin.csv``), each single-vendor plan's cost beside
-the multi-vendor one.  The HTML embeds its charts as data URIs, so the one file is the report; the
-PNGs are also written beside it.  ``--xlsx`` writes the same tables as sheets with native charts.
+power against its cap, with the hours where it binds shaded; each pool's utilisation; chips per
+workload and pool over time (a heat map); unmet demand per workload (PFLOP/s-hours and EFLOP on
+axes of their own); and, given a lock-in table (``chipmix lockin --out DIR`` writes
+``lockin.csv``), every restricted plan's cost beside the multi-vendor one, formatted as the CLI
+prints it, with plans that serve less than multi marked.  Times are UTC dates when the instance
+has a ``start``, hour numbers otherwise.  The HTML embeds its charts as data URIs, so the one file is the report; the
+PNGs are also written beside it.  ``--xlsx`` writes the same tables as sheets with native charts,
+and the plan itself (allocations, reservations, purchases) as sheets a spreadsheet can pivot.
 Needs the ``report`` extra (matplotlib, openpyxl).
 """
 
@@ -17,6 +21,7 @@ import base64
 import html
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +58,17 @@ class ReportTables:
     purchases: pd.DataFrame = field(default_factory=pd.DataFrame)  # purchases.csv: what to buy
     commitment_use: pd.DataFrame = field(default_factory=pd.DataFrame)  # commitment, kind, hour, level, used, unused, utilisation
     violations: list[str] = field(default_factory=list)
+    start: datetime | None = None  # the instance's start (UTC): charts show dates, not hour numbers
+    allocations: pd.DataFrame = field(default_factory=pd.DataFrame)  # allocations.csv with vendor, cloud, site, pricing
+    reservations: pd.DataFrame = field(default_factory=pd.DataFrame)  # reservations.csv
+    #: chips per (workload, pool) pair and hour: index "workload @ pool" (most chip-hours first), columns hours
+    workload_pool_chips: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def times(self, hours) -> Any:
+        """x values for hour numbers: UTC times when the instance has a start, else the hours."""
+        if self.start is None:
+            return hours
+        return pd.to_datetime(self.start) + pd.to_timedelta(pd.Index(hours, dtype=float), unit="h")
 
 
 def _hourly(value, hours: int) -> list[float]:
@@ -199,9 +215,18 @@ def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Pa
         "hours": hours, "workloads": len(workloads), "pools": len(pools),
     }
     lockin = _read_lockin(lockin_path) if lockin_path is not None else None
+    pairs = pd.DataFrame(columns=every_hour)
+    if len(alloc):
+        pairs = alloc.assign(pair=alloc.workload + " @ " + alloc.pool).pivot_table(
+            index="pair", columns="hour", values="chips", aggfunc="sum", fill_value=0).reindex(columns=every_hour,
+                                                                                              fill_value=0)
+        pairs = pairs.loc[pairs.sum(axis=1).sort_values(ascending=False, kind="stable").index]
     return ReportTables(instance.name, headline, stacked("vendor"), stacked("cloud"), cost_per_day, site_power,
                         utilisation, unmet_table, lockin, purchases=purchases,
-                        commitment_use=commitment_utilisation(instance, purchases, coverage), violations=report.violations)
+                        commitment_use=commitment_utilisation(instance, purchases, coverage), violations=report.violations,
+                        start=instance.start, allocations=alloc.drop(columns=["draw_mw", "energy_usd", "usage_usd"],
+                                                                     errors="ignore"),
+                        reservations=reservations, workload_pool_chips=pairs)
 
 
 def _read_lockin(path: str | Path) -> pd.DataFrame:
@@ -214,33 +239,38 @@ def _read_lockin(path: str | Path) -> pd.DataFrame:
     needed = {"plan", "status", "total_usd"}
     if not needed <= set(frame.columns):
         raise InputError(str(path), [FieldError("", f"needs the columns {sorted(needed)}", "use chipmix lockin --out")])
-    keep = frame.plan.eq("multi") | frame.plan.astype(str).str.startswith("vendor=") | frame.plan.eq("greedy")
-    if "view" in frame.columns and frame.view.eq("instruments").any():
-        # With instruments: the plans that may buy them, and greedy (which buys nothing) for scale.
-        keep &= frame.view.eq("instruments") | frame.plan.eq("greedy")
-    columns = [c for c in ("plan", "status", "gap", "total_usd", "premium_pct", "note") if c in frame.columns]
-    return frame.loc[keep, columns].reset_index(drop=True)
+    # Every row is kept (vendor=, cloud=, greedy, every scenario and view): the table is the
+    # user's own lock-in run, shown whole.
+    return frame.reset_index(drop=True)
 
 
 # -- charts --------------------------------------------------------------------------------------
 
-def save_chart(fig, folder: Path, name: str) -> Path:
-    """One chart as ``folder/name.png`` at CHART_DPI; the figure is closed."""
+def save_chart(fig, folder: Path, name: str, extra: dict[str, Any] | None = None) -> Path:
+    """One chart as ``folder/name.png`` at CHART_DPI, and what it shows as ``name.json`` (each
+    axis's title, labels and limits, plus ``extra``): the page carries it as data attributes, so a
+    test in a browser can check what a picture cannot say.  The figure is closed."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     path = folder / f"{name}.png"
     fig.savefig(path, dpi=CHART_DPI)
+    axes = [{"title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+             "ylim": [float(v) for v in ax.get_ylim()]} for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    (folder / f"{name}.json").write_text(json.dumps({"axes": axes, **(extra or {})}))
     plt.close(fig)
     return path
 
 
 def figure_html(charts: dict[str, Path], name: str, caption: str) -> str:
-    """A chart embedded as a data URI in a <figure> (empty when the chart was not drawn)."""
+    """A chart embedded as a data URI in a <figure> (empty when the chart was not drawn), with
+    its data (save_chart's json) in a ``data-chart`` attribute."""
     if name not in charts:
         return ""
     data = base64.b64encode(charts[name].read_bytes()).decode()
-    return (f'<figure id="{name}"><img class="chart" alt="{html.escape(caption)}" '
+    meta = charts[name].with_suffix(".json")
+    attribute = f' data-chart="{html.escape(meta.read_text())}"' if meta.exists() else ""
+    return (f'<figure id="{name}"{attribute}><img class="chart" alt="{html.escape(caption)}" '
             f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>')
 
 
@@ -256,6 +286,27 @@ def binding_runs(frame: pd.DataFrame) -> list[tuple[int, int]]:
     return [(first, end) for first, end in runs]
 
 
+#: Most (workload, pool) pairs the heat map shows (those with the most chip-hours); the rest are
+#: summed into one row, so the map stays readable on a page.
+HEATMAP_ROWS = 30
+
+
+def _time_axis(ax, tables: ReportTables, hours: int) -> None:
+    """Dates and times (UTC) on the x-axis when the instance has a start; hour numbers otherwise."""
+    if tables.start is None:
+        ax.set_xlabel("hour")
+        ax.set_xlim(0, max(hours, 1))
+        return
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    first, last = tables.times([0, max(hours, 1)])
+    ax.set_xlim(first, last)
+    ax.set_xlabel("UTC")
+
+
 def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
     """One PNG per chart; returns chart id -> file."""
     import matplotlib
@@ -266,21 +317,25 @@ def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
 
-    def save(fig, name: str) -> None:
-        files[name] = save_chart(fig, folder, name)
+    def save(fig, name: str, extra: dict[str, Any] | None = None) -> None:
+        files[name] = save_chart(fig, folder, name, extra)
 
     for name, frame, title in (("chips_by_vendor", tables.chips_by_vendor, "Chips in use per hour, by vendor"),
                                ("chips_by_cloud", tables.chips_by_cloud, "Chips in use per hour, by cloud")):
         fig, ax = plt.subplots(figsize=(9, 3.4))
         if frame.shape[1]:
-            ax.stackplot(frame.index, frame.T.values, labels=list(frame.columns), step="post")
+            ax.stackplot(tables.times(frame.index), frame.T.values, labels=list(frame.columns), step="post")
             ax.legend(loc="upper left", fontsize=9, ncols=min(len(frame.columns), 6))
-        ax.set(title=title, xlabel="hour", ylabel="chips", xlim=(0, max(len(frame.index), 1)))
+        ax.set(title=title, ylabel="chips")
+        _time_axis(ax, tables, len(frame.index))
         save(fig, name)
 
     fig, ax = plt.subplots(figsize=(9, 3.4))
     tables.cost_per_day.plot.bar(stacked=True, ax=ax, width=0.8)
     ax.set(title="Cost per day by pricing tier (USD)", xlabel="day", ylabel="USD")
+    if tables.start is not None:
+        ax.set_xticklabels([f"{t:%a %d %b}" for t in tables.times(tables.cost_per_day.index * 24)], rotation=0)
+        ax.set_xlabel("day (UTC)")
     ax.legend(fontsize=9)
     save(fig, "cost_per_day")
 
@@ -288,19 +343,26 @@ def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
         fig, ax = plt.subplots(figsize=(9, 3.4))
         top = 0.0
         for site, frame in tables.site_power.items():
-            line, = ax.plot(frame.index, frame.draw_mw, label=f"{site} draw", drawstyle="steps-post")
-            ax.plot(frame.index, frame.cap_mw, linestyle="--", color=line.get_color(), label=f"{site} cap")
+            x = tables.times(frame.index)
+            line, = ax.plot(x, frame.draw_mw, label=f"{site} draw", drawstyle="steps-post")
+            ax.plot(x, frame.cap_mw, linestyle="--", color=line.get_color(), label=f"{site} cap")
             # Shade the hours where the cap binds (draw within 0.1% of it): where one more MW pays.
             label = f"{site}: cap binds"
             for first, end in binding_runs(frame):
-                ax.axvspan(first, end, color=line.get_color(), alpha=0.15, linewidth=0, label=label)
+                left, right = tables.times([first, end])
+                ax.axvspan(left, right, color=line.get_color(), alpha=0.15, linewidth=0, label=label)
                 label = None
             top = max(top, float(frame.cap_mw.max()), float(frame.draw_mw.max()))
-        ax.set(title="Capped sites: power drawn against the cap (MW)", xlabel="hour", ylabel="MW")
+        ax.set(title="Capped sites: power drawn against the cap (MW)", ylabel="MW")
+        _time_axis(ax, tables, tables.headline["hours"])
         # Head-room above the cap, so that a draw at the cap does not sit on the frame.
         ax.set_ylim(bottom=0, top=top * 1.15 if top > 0 else 1.0)
         ax.legend(fontsize=9)
-        save(fig, "site_power")
+        save(fig, "site_power", {
+            "cap_mw_max": max(float(f.cap_mw.max()) for f in tables.site_power.values()),
+            "draw_mw_max": max(float(f.draw_mw.max()) for f in tables.site_power.values()),
+            "binding_hours": {site: [list(run) for run in binding_runs(f)] for site, f in tables.site_power.items()},
+        })
 
     util = tables.pool_utilisation
     fig, ax = plt.subplots(figsize=(9, 0.3 * len(util) + 1.2))
@@ -309,14 +371,36 @@ def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
     ax.set(title="Pool utilisation (% of chip-hours available; reserved: of chips reserved)", xlabel="%", xlim=(0, 100))
     save(fig, "pool_utilisation")
 
+    # Unmet inference (PFLOP/s-hours) and training short (EFLOP) are different units: one axis each.
     unmet = tables.unmet
-    fig, ax = plt.subplots(figsize=(9, 3.0))
-    ax.bar(unmet.workload, unmet.unmet_pflops_hours, label="unmet inference (PFLOP/s-h)")
-    ax.bar(unmet.workload, unmet.short_eflop, bottom=unmet.unmet_pflops_hours, label="training short (EFLOP)")
-    ax.set(title="Unmet demand per workload")
-    ax.legend(fontsize=9)
-    ax.tick_params(axis="x", labelrotation=30)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, kind, column, colour, title in (
+            (axes[0], "inference", "unmet_pflops_hours", "tab:red", "Unmet inference (PFLOP/s-hours)"),
+            (axes[1], "training", "short_eflop", "tab:purple", "Training work short (EFLOP)")):
+        mine = unmet[unmet.kind == kind]
+        ax.bar(mine.workload, mine[column], color=colour)
+        ax.set(title=title)
+        ax.set_ylim(bottom=0, top=max(float(mine[column].max()) * 1.15, 1.0) if len(mine) else 1.0)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     save(fig, "unmet")
+
+    pairs = tables.workload_pool_chips
+    if len(pairs):
+        shown = pairs.iloc[:HEATMAP_ROWS]
+        if len(pairs) > HEATMAP_ROWS:
+            rest = pairs.iloc[HEATMAP_ROWS:].sum().rename(f"{len(pairs) - HEATMAP_ROWS} other pairs")
+            shown = pd.concat([shown, rest.to_frame().T])
+        fig, ax = plt.subplots(figsize=(9, 0.22 * len(shown) + 1.6))
+        hours = tables.headline["hours"]
+        edges = tables.times(range(hours + 1))
+        mesh = ax.pcolormesh(edges, range(len(shown) + 1), shown.to_numpy(dtype=float), cmap="viridis",
+                             shading="flat")
+        ax.set_yticks([i + 0.5 for i in range(len(shown))], labels=list(shown.index), fontsize=7)
+        ax.invert_yaxis()
+        fig.colorbar(mesh, ax=ax, label="chips", pad=0.01)
+        ax.set(title="Chips per workload and pool over time")
+        _time_axis(ax, tables, hours)
+        save(fig, "workload_pool")
 
     use = tables.commitment_use
     use = use[use.level > 0] if len(use) else use  # a commitment at level 0 has nothing to show
@@ -326,21 +410,43 @@ def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
         for ax, name in zip(axes[:, 0], names):
             mine = use[use.commitment == name]
             unit = "USD/h" if mine.kind.iloc[0] == "spend" else "chips"
-            ax.stackplot(mine.hour, mine.used, mine.unused, labels=["used", "unused"], step="post",
+            ax.stackplot(tables.times(mine.hour), mine.used, mine.unused, labels=["used", "unused"], step="post",
                          colors=["tab:green", "tab:orange"])
-            ax.set(title=f"Commitment {name}: used and unused per hour ({unit})", xlabel="hour", ylabel=unit)
+            ax.set(title=f"Commitment {name}: used and unused per hour ({unit})", ylabel=unit)
+            _time_axis(ax, tables, tables.headline["hours"])
             ax.legend(fontsize=9, loc="upper right")
         save(fig, "commitment_use")
 
     if tables.lockin is not None and len(tables.lockin):
+        from optimizer.analyses.lockin import serves_less
+
         frame = tables.lockin.dropna(subset=["total_usd"])
-        fig, ax = plt.subplots(figsize=(9, 3.2))
+        less = serves_less(frame)
+        labels = _lockin_labels(frame)
+        fig, ax = plt.subplots(figsize=(9, 3.6))
         colours = ["tab:green" if p == "multi" else "tab:gray" if p == "greedy" else "tab:red" for p in frame.plan]
-        ax.bar(frame.plan, frame.total_usd, color=colours)
-        ax.set(title="Multi-vendor plan against each single-vendor plan (total USD)", ylabel="USD")
-        ax.tick_params(axis="x", labelrotation=20)
+        bars = ax.bar(labels, frame.total_usd, color=colours)
+        for bar, short in zip(bars, less):
+            if short:  # serves less than multi: hatched, and said in the legend
+                bar.set_hatch("//")
+                bar.set_alpha(0.6)
+        if less.any():
+            from matplotlib.patches import Patch
+            ax.legend(handles=[Patch(facecolor="white", edgecolor="black", hatch="//",
+                                     label="serves less demand than multi")], fontsize=9)
+        ax.set(title="Multi-vendor plan against each restricted plan (total USD)", ylabel="USD")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
         save(fig, "lockin")
     return files
+
+
+def _lockin_labels(frame: pd.DataFrame) -> list[str]:
+    """Each row's plan, with its scenario and view when the table has more than one."""
+    parts = [frame[c].astype(str) for c in ("scenario", "view") if c in frame.columns and frame[c].nunique() > 1]
+    labels = frame.plan.astype(str)
+    for part in parts:
+        labels = part + " / " + labels
+    return list(labels)
 
 
 # -- HTML ----------------------------------------------------------------------------------------
@@ -366,13 +472,33 @@ def _table(frame: pd.DataFrame, floats: str = "{:,.4g}") -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _lockin_table_html(frame: pd.DataFrame) -> str:
+    """The lock-in rows formatted as the CLI prints them, every row kept, serves-less rows marked."""
+    from optimizer.analyses.lockin import format_cell, serves_less, shown_columns
+
+    shown = shown_columns(frame)
+    less = serves_less(frame)
+    head = "".join(f"<th>{html.escape(header)}</th>" for _, header, _ in shown)
+    body = []
+    for short, record in zip(less, frame.to_dict("records")):
+        cells = []
+        for key, _, kind in shown:
+            text = html.escape(format_cell(record.get(key), kind))
+            if key == "plan" and short:
+                text += " <span class='bad'>(serves less)</span>"
+            cells.append(f'<td class="num">{text}</td>' if kind else f"<td>{text}</td>")
+        row_class = " class=\"less\"" if short else ""
+        body.append(f"<tr{row_class}>" + "".join(cells) + "</tr>")
+    return f"<table id='lockin-table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1000px;color:#222}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.25rem .5rem}
 th{background:#f4f4f4;text-align:left}.num{text-align:right;font-variant-numeric:tabular-nums}
 .cards{display:flex;flex-wrap:wrap;gap:.75rem}.card{border:1px solid #ddd;border-radius:6px;padding:.6rem .9rem;min-width:10rem}
-.card b{display:block;font-size:1.2rem}.bad{color:#b00}img{max-width:100%}figure{margin:1rem 0}
+.card b{display:block;font-size:1.2rem}.bad{color:#b00}tr.less{background:#fff4f4}img{max-width:100%}figure{margin:1rem 0}
 """
 
 
@@ -403,6 +529,8 @@ def render_html(tables: ReportTables, charts: dict[str, Path]) -> str:
         "<h2>Cost breakdown</h2>", _table(breakdown, "{:,.2f}"),
         "<h2>Chips in use</h2>", figure("chips_by_vendor", "Chips in use per hour, stacked by vendor"),
         figure("chips_by_cloud", "Chips in use per hour, stacked by cloud"),
+        figure("workload_pool", f"Chips per workload and pool over time (the {HEATMAP_ROWS} pairs with the most "
+                                "chip-hours; the rest summed)"),
         "<h2>Cost per day</h2>", figure("cost_per_day", "Cost per day by pricing tier"),
         _table(tables.cost_per_day.reset_index(), "{:,.2f}"),
         "<h2>Power at capped sites</h2>",
@@ -424,8 +552,11 @@ def render_html(tables: ReportTables, charts: dict[str, Path]) -> str:
         parts += ["<h2>Commitment use</h2>", figure("commitment_use", "Each commitment's used and unused level per hour"),
                   _table(per.reset_index())]
     if tables.lockin is not None:
-        parts += ["<h2>Lock-in: single-vendor plans</h2>", figure("lockin", "Multi-vendor against single-vendor cost"),
-                  _table(tables.lockin)]
+        parts += ["<h2>Lock-in: restricted plans</h2>", figure("lockin", "Multi-vendor against restricted plans' cost"),
+                  "<p>Premiums are against the multi-vendor plan of the same scenario and view; a row marked "
+                  "<span class='bad'>serves less</span> leaves more demand unserved than multi, so its cost is "
+                  "not a premium on the same work.</p>",
+                  _lockin_table_html(tables.lockin)]
     if tables.violations:
         parts += ["<h2 class='bad'>Checker violations</h2><ul>"]
         parts += [f"<li>{html.escape(v)}</li>" for v in tables.violations[:200]] + ["</ul>"]
@@ -503,8 +634,14 @@ def write_xlsx(tables: ReportTables, path: Path) -> list[str]:
     ws = sheet("Unmet", data)
     add_chart(ws, BarChart(), data[["workload", "unmet_pflops_hours", "short_eflop"]], 2, "F2", "Unmet demand per workload", "")
 
-    if len(tables.purchases):
-        sheet("Purchases", tables.purchases)
+    # The plan itself, one row per allocation, so it can be pivoted (workload x pool x day...).
+    allocations = tables.allocations
+    if tables.start is not None and len(allocations):
+        allocations = allocations.assign(time_utc=[f"{t:%Y-%m-%d %H:%M}" for t in tables.times(allocations.hour)])
+        allocations = allocations[["hour", "time_utc"] + [c for c in allocations.columns if c not in ("hour", "time_utc")]]
+    sheet("Allocations", allocations)
+    sheet("Reservations", tables.reservations)
+    sheet("Purchases", tables.purchases)
     if len(tables.commitment_use):
         sheet("CommitmentUse", tables.commitment_use)
 
