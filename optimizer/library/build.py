@@ -198,7 +198,7 @@ class _Builder:
             "chip": pool.chip,
             "pricing": pool.pricing,
             "usd_per_chip_hour": round(price, 6),
-            "available": self.available(index, pool),
+            "available": self.available(index, pool, block),
             "block": block,
         }
         if pool.pricing == "spot":
@@ -208,7 +208,9 @@ class _Builder:
             entry["interruption_rate"] = self.spec.spot_interruption_rate
         return entry
 
-    def available(self, index: int, pool: PoolSpec) -> int | list[int]:
+    def available(self, index: int, pool: PoolSpec, block: int) -> int | list[int]:
+        """Chips per hour: whole blocks (a spot shape or a shock gives fractions of the pool; the
+        model could use only whole blocks of them anyway)."""
         series: list[float] | None = None
         if isinstance(pool.available, SpotShape):
             series = [float(v) for v in _spot_series(pool.available, self.spec.hours, self.start)]
@@ -231,7 +233,7 @@ class _Builder:
                 series[hour] *= shock.scale
         if series is None:
             return pool.available
-        return [int(math.floor(value)) for value in series]
+        return [int(math.floor(value + 1e-9)) // block * block for value in series]
 
     # -- workloads ------------------------------------------------------------------------------
     def inference(self, index: int, spec: InferenceSpec) -> dict[str, Any] | None:

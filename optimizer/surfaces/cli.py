@@ -228,6 +228,62 @@ def check(
 
 
 @app.command()
+def diff(
+    plan_a: Annotated[Path, typer.Argument(help="The first plan folder (A).")],
+    plan_b: Annotated[Path, typer.Argument(help="The second plan folder (B); every change is B - A.")],
+    instance: Annotated[Path, typer.Option("--instance", help="Instance file PLAN_A was made for (and PLAN_B, "
+                                                              "unless --instance-b).")],
+    instance_b: Annotated[Optional[Path], typer.Option("--instance-b", help="Instance file PLAN_B was made for, "
+                                                                            "if another (a scenario, a restriction).")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the comparison as JSON.")] = None,
+) -> None:
+    """Compare two plans: cost by term, chip-hours moved by vendor, cloud and pricing, the hours that
+    changed most, and what each buys."""
+    from optimizer.analyses.diff import diff_plans, within_gaps
+    from optimizer.analyses.lockin import format_cell
+
+    loaded_a = _load(instance)
+    loaded_b = _load(instance_b) if instance_b is not None else None
+    for folder in (plan_a, plan_b):
+        if not folder.is_dir():
+            _fail(f"{folder}: not a folder", EXIT_INPUT)
+    try:
+        result = diff_plans(loaded_a, plan_a, plan_b, loaded_b)
+    except InputError as exc:
+        _fail(exc.render(), EXIT_INPUT)
+    head = result.headline
+    out.print(f"A: {plan_a} ({head['a']['status']}, gap {format_cell(head['a']['gap'], 'gap')}, "
+              f"{format_cell(head['a']['total_usd'], 'usd')} USD)", markup=False, highlight=False)
+    out.print(f"B: {plan_b} ({head['b']['status']}, gap {format_cell(head['b']['gap'], 'gap')}, "
+              f"{format_cell(head['b']['total_usd'], 'usd')} USD)", markup=False, highlight=False)
+    change = head["change_usd"]
+    note = " (within the two plans' gaps: the solvers may account for it)" if within_gaps(result) and change else ""
+    out.print(f"B - A: {change:+,.2f} USD, {head['chips_moved']:,} chip-hours moved{note}", markup=False, highlight=False)
+
+    def show(title: str, frame, kinds: dict[str, str]) -> None:
+        table = Table(title=title, title_justify="left")
+        for column in frame.columns:
+            table.add_column(column, justify="right" if column in kinds else "left")
+        for record in frame.to_dict("records"):
+            table.add_row(*(format_cell(record[c], kinds.get(c, "")) if c in kinds else str(record[c])
+                            for c in frame.columns))
+        out.print(table)
+
+    show("cost by term (USD)", result.cost, {"a_usd": "usd", "b_usd": "usd", "change_usd": "usd"})
+    show("chip-hours by vendor, cloud and pricing", result.chip_hours, {"a": "usd", "b": "usd", "change": "usd"})
+    show(f"hours that changed most (chips moved between workloads and pools)", result.hours,
+         {"a_chips": "usd", "b_chips": "usd", "moved_chips": "usd"})
+    if len(result.purchases):
+        show("what each buys (reserved chips, blocks' chips, commitment levels, contract shortfalls)",
+             result.purchases, {"a": "", "b": "", "change": ""})
+    if json_out is not None:
+        from optimizer.files import write_text_atomic
+
+        write_text_atomic(json_out, json.dumps(result.to_json(), indent=2))
+        out.print(f"wrote {json_out}", markup=False, highlight=False)
+
+
+@app.command()
 def validate(instance: Annotated[Path, typer.Argument(help="Instance file.")]) -> None:
     """Validate an instance file without solving it."""
     loaded = _load(instance)
