@@ -223,3 +223,70 @@ def test_a_row_whose_plan_the_checker_rejects_says_so_and_gets_no_premium(monkey
     assert pd.isna(multi.total_usd)
     greedy_row = frame[frame.plan == "greedy"].iloc[0]
     assert greedy_row.status != "checker_violations" and pd.isna(greedy_row.premium_pct)  # nothing to compare with
+
+
+def test_restrictions_that_keep_the_same_pools_are_solved_once(monkeypatch, tmp_path):
+    # vendor=nvidia keeps the one AWS pool, as cloud=aws does; vendor=google and cloud=gcp the GCP one.
+    from optimizer.analyses import lockin
+
+    calls = []
+    original = lockin.run_plan
+
+    def counting(instance, restriction, options, fixed_reservations=None):
+        calls.append(restriction)
+        return original(instance, restriction, options, fixed_reservations)
+
+    monkeypatch.setattr(lockin, "run_plan", counting)
+    frame = lockin_table(two_vendor_instance(), mip_rel_gap_options(), greedy=True).set_index("plan")
+    assert sorted(calls) == ["greedy", "multi", "vendor=google", "vendor=nvidia"]
+    assert len(frame) == 6
+    for alias, first in (("cloud=aws", "vendor=nvidia"), ("cloud=gcp", "vendor=google")):
+        assert frame.loc[alias, "total_usd"] == frame.loc[first, "total_usd"]
+        assert f"the same pools as {first}: solved once" in frame.loc[alias, "note"]
+    assert frame.loc["cloud=gcp", "premium_pct"] == pytest.approx(50.0)
+
+    # The sweep too: each (scenario, view) solves the distinct pool sets once, shown on every row.
+    calls.clear()
+    scenarios = load_scenarios(write_scenarios(tmp_path, SHOCKS[:1]), two_vendor_instance())
+    swept = sweep(two_vendor_instance(), scenarios, ["multi", "vendor=google", "cloud=gcp"], mip_rel_gap_options(),
+                  workers=1)
+    assert "cloud=gcp" not in calls and len(calls) == 2 * 2 + 1 * 2
+    assert len(swept) == 2 * 3 + 1 * 3
+    rows = swept.set_index(["scenario", "view", "plan"])
+    for key in [("base", "reoptimised"), ("nvidia-gone", "reoptimised"), ("nvidia-gone", "reservations_held")]:
+        assert rows.loc[(*key, "cloud=gcp"), "total_usd"] == rows.loc[(*key, "vendor=google"), "total_usd"]
+
+
+def test_a_tighter_plan_below_a_looser_one_says_the_gap_explains_it():
+    from optimizer.analyses.lockin import tighter_but_cheaper
+
+    looser = {"plan": "multi", "total_usd": 160_007.0, "gap": 0.001}
+    assert tighter_but_cheaper({"total_usd": 160_100.0}, looser, "multi") is None
+    note = tighter_but_cheaper({"total_usd": 159_961.0}, looser, "the re-optimised plan")
+    assert note.startswith("costs 46 USD less than the re-optimised plan (gap 0.100%): within that plan's gap")
+    # Below the looser plan's bound (159,847): not a plan the looser problem could choose.
+    assert "could choose" in tighter_but_cheaper({"total_usd": 159_000.0}, looser, "multi")
+
+
+def test_the_sweep_never_shows_a_held_plan_below_its_reoptimised_plan_without_saying_why(monkeypatch, tmp_path):
+    # Force the case the sweep once showed (reservations_held 159,961 below reoptimised 160,007):
+    # the re-optimised solves report a plan 1% dearer than they found, with a 2% gap.
+    from optimizer.analyses import lockin
+
+    original_task = lockin._sweep_task
+
+    def task(item):
+        row = original_task(item)
+        if item["view"] == "reoptimised" and row.get("total_usd"):
+            row = {**row, "total_usd": row["total_usd"] * 1.01, "gap": 0.02}
+        return row
+
+    monkeypatch.setattr(lockin, "_sweep_task", task)
+    scenarios = load_scenarios(write_scenarios(tmp_path, SHOCKS[:1]), two_vendor_instance())
+    frame = sweep(two_vendor_instance(), scenarios, ["multi", "vendor=google"], mip_rel_gap_options(), workers=1)
+    held = frame[frame.view == "reservations_held"]
+    for row in held.itertuples():
+        reopt = frame[(frame.view == "reoptimised") & (frame.scenario == row.scenario) & (frame.plan == row.plan)].iloc[0]
+        if row.total_usd < reopt.total_usd:
+            assert "within that plan's gap" in row.note, row
+    assert len(held) and (held.total_usd < frame[(frame.view == "reoptimised") & (frame.scenario != "base")].total_usd.to_numpy()).all()

@@ -144,6 +144,11 @@ def compare(rows: list[dict[str, Any]], reference: dict[str, Any], demand: tuple
         more_short = row["short_eflop"] - reference["short_eflop"]
         if more_unmet <= SERVED_TOLERANCE * max(total_pflops_hours, 1.0) and more_short <= SERVED_TOLERANCE * max(total_eflop, 1.0):
             row["premium_pct"] = 100.0 * row["premium_usd"] / base_total if base_total else None
+            # A row whose plan is also a plan of the reference's problem (fewer pools and the same
+            # obligations, or a rule of thumb) and costs less says the reference stopped within its gap.
+            extra = tighter_but_cheaper(row, reference, reference["plan"]) if row.get("_nested") else None
+            if extra:
+                row["note"] = f"{row['note']}; {extra}" if row["note"] else extra
         else:
             extra = f"leaves {max(more_unmet, 0):,.4g} PFLOP/s-h more unmet and {max(more_short, 0):,.4g} EFLOP more short than multi"
             row["note"] = f"{row['note']}; {extra}" if row["note"] else extra
@@ -173,12 +178,9 @@ def run_plan(instance: Instance, restriction: str, options: SolveOptions, fixed_
     return plan, len(checked_on.pools)
 
 
-def lockin_table(
-    instance: Instance, options: SolveOptions | None = None, restrictions: Iterable[str] | None = None,
-    greedy: bool = True, on_row: Callable[[dict], None] | None = None,
-) -> pd.DataFrame:
-    """Multi-vendor, every single-vendor and single-cloud restriction, and greedy: one row each."""
-    options = options or SolveOptions()
+def lockin_plan(instance: Instance, restrictions: Iterable[str] | None = None,
+                greedy: bool = True) -> list[tuple[str, Instance, str]]:
+    """The rows a lock-in table solves, in order: (view, the instance of that view, restriction)."""
     names = list(restrictions) if restrictions is not None else restrictions_of(instance)
     if MULTI not in names:
         names.insert(0, MULTI)
@@ -191,15 +193,70 @@ def lockin_table(
         wanted = names + ([BUY_TO_AVERAGE] if view == INSTRUMENTS and greedy else [])
         if view == INSTRUMENTS:  # greedy buys nothing: its row is the hourly view's
             wanted = [name for name in wanted if name != GREEDY]
-        mine = []
-        for name in wanted:
-            plan, pools = run_plan(planned, name, options)
-            row = {"scenario": "base", "view": view, **plan_row(planned, plan, name, pools)}
-            mine.append(row)
-            if on_row:
-                on_row(row)
-        compare(mine, mine[0], total_demand(instance))
-        rows += mine
+        rows += [(view, planned, name) for name in wanted]
+    return rows
+
+
+def pool_set(instance: Instance, restriction: str) -> frozenset[str] | None:
+    """The pools a restriction plans on (None for greedy and buy-to-average, which are rules, not
+    restrictions): two restrictions with the same pools have the same plan."""
+    if restriction in (GREEDY, BUY_TO_AVERAGE):
+        return None
+    return frozenset(pool.id for pool in restrict(instance, restriction).pools)
+
+
+def keeps_obligations(instance: Instance, restriction: str) -> bool:
+    """Whether the restriction's plans are plans of the whole instance too: it drops no purchase
+    already made (bought blocks, a commitment's held level, a contract's minimum), which the whole
+    instance pays whatever it does.  Rules of thumb (greedy) plan the whole instance."""
+    if restriction in (MULTI, GREEDY, BUY_TO_AVERAGE):
+        return True
+    kept = restrict(instance, restriction)
+
+    def held(inst: Instance) -> tuple:
+        return (tuple(o.id for o in inst.capacity_blocks if o.bought), tuple(c.id for c in inst.commitments
+                                                                               if c.level is not None),
+                tuple(c.id for c in inst.contracts))
+
+    return held(kept) == held(instance)
+
+
+def same_pools_note(first: str) -> str:
+    return f"the same pools as {first}: solved once"
+
+
+def lockin_table(
+    instance: Instance, options: SolveOptions | None = None, restrictions: Iterable[str] | None = None,
+    greedy: bool = True, on_row: Callable[[dict], None] | None = None,
+) -> pd.DataFrame:
+    """Multi-vendor, every single-vendor and single-cloud restriction, and greedy: one row each.
+
+    Restrictions that keep the same pools (``vendor=google`` and ``cloud=gcp`` when every TPU is
+    in GCP) are solved once; the row is shown under each name, with a note."""
+    options = options or SolveOptions()
+    rows: list[dict[str, Any]] = []
+    solved: dict[tuple[str, frozenset[str]], dict[str, Any]] = {}
+    mine: list[dict[str, Any]] = []
+    plan = lockin_plan(instance, restrictions, greedy)
+    for k, (view, planned, name) in enumerate(plan):
+        pools = pool_set(planned, name)
+        earlier = solved.get((view, pools)) if pools is not None else None
+        if earlier is not None:
+            row = {**earlier, "plan": name, "note": "; ".join(filter(None, [earlier["note"], same_pools_note(earlier["plan"])])),
+                   "solve_seconds": 0.0}
+        else:
+            result, count = run_plan(planned, name, options)
+            row = {"scenario": "base", "view": view, **plan_row(planned, result, name, count),
+                   "_nested": keeps_obligations(planned, name)}
+            if pools is not None:
+                solved[(view, pools)] = row
+        mine.append(row)
+        if on_row:
+            on_row(row)
+        if k + 1 == len(plan) or plan[k + 1][0] != view:  # the view's last row: compare within it
+            compare(mine, mine[0], total_demand(instance))
+            rows += mine
+            mine = []
     hourly_total = {row["plan"]: row.get("total_usd") for row in rows if row["view"] == HOURLY}
     for row in rows:
         # Against the same plan on hourly prices (buy-to-average: against greedy, whose allocations it keeps).
@@ -207,6 +264,24 @@ def lockin_table(
         if row["view"] == INSTRUMENTS and row.get("total_usd") is not None and base is not None:
             row["instruments_saving_usd"] = base - row["total_usd"]
     return pd.DataFrame(rows).reindex(columns=ROW_COLUMNS)
+
+
+def tighter_but_cheaper(tighter: dict[str, Any], looser: dict[str, Any], what: str) -> str | None:
+    """A note when a more constrained plan (``tighter``) costs less than a less constrained one
+    (``looser``) of the same demand: the looser problem's optimum is at most the tighter plan's
+    cost, so its solve stopped within its gap above that.  Below the looser plan's bound, the
+    tighter plan is not one the looser problem could choose (held purchases above what a shocked
+    scenario offers), and that is said instead."""
+    low, high = tighter.get("total_usd"), looser.get("total_usd")
+    if low is None or high is None or not low < high - 1e-6 * max(abs(high), 1.0):
+        return None
+    gap = looser.get("gap")
+    bound = None if gap in (None, "inf") else high * (1 - float(gap))
+    if bound is not None and bound > low * (1 + 1e-9) + 1e-6:
+        return (f"costs {high - low:,.0f} USD less than {what}, below that plan's bound {bound:,.0f}: this plan "
+                f"is not one {what} could choose here")
+    return (f"costs {high - low:,.0f} USD less than {what} (gap {format_cell(gap, 'gap')}): within that plan's gap, "
+            f"so {what} could cost at most this much; the difference is the solvers', not the constraint's")
 
 
 # -- sweeps ----------------------------------------------------------------------------------------
@@ -226,7 +301,8 @@ def _sweep_task(task: dict[str, Any]) -> dict[str, Any]:
         shocked = apply_scenario(instance, scenario)
         options = SolveOptions.model_validate(task["options"])
         plan, pools = run_plan(shocked, task["restriction"], options, task.get("fixed_reservations"))
-        row = {**head, **plan_row(shocked, plan, task["restriction"], pools)}
+        row = {**head, **plan_row(shocked, plan, task["restriction"], pools),
+               "_nested": keeps_obligations(shocked, task["restriction"])}
         if plan.has_plan:
             row["_reservations"] = dict(zip(plan.reservations.pool, map(int, plan.reservations.chips)))
             row["_purchases"] = plan.purchases.to_dict("records")
@@ -299,8 +375,18 @@ def sweep(
             if on_row:
                 on_row(row)
         return rows
+    # Restrictions that keep the same pools plan the same instance: solve the first, show it on each.
+    first_with: dict[frozenset[str], str] = {}
+    alias: dict[str, str] = {}
+    for name in names:
+        pools = pool_set(instance, name)
+        if pools is not None and pools in first_with:
+            alias[name] = first_with[pools]
+        elif pools is not None:
+            first_with[pools] = name
+    solved_names = [name for name in names if name not in alias]
     # Phase 1: every re-optimised row; the base rows also bring back their plan's reservations.
-    rows = run([task(s, r, "reoptimised") for s in all_scenarios for r in names], on_row)
+    rows = run([task(s, r, "reoptimised") for s in all_scenarios for r in solved_names], on_row)
     bought = {r["plan"]: r.get("_reservations") for r in rows if r["scenario"] == "base"}
     purchased = {r["plan"]: r.get("_purchases") for r in rows if r["scenario"] == "base"}
     # Phase 2: each shock hitting the capacity each restriction's base plan already reserved, and
@@ -308,16 +394,31 @@ def sweep(
     held = [
         task(s, r, "reservations_held", bought[r], purchased.get(r))
         for s in all_scenarios[1:]
-        for r in names
+        for r in solved_names
         if r != GREEDY and bought.get(r) is not None
     ]
     rows += run(held, on_row)
+    for name, first in alias.items():
+        for row in [r for r in rows if r["plan"] == first]:
+            copy = {**row, "plan": name, "solve_seconds": 0.0,
+                    "note": "; ".join(filter(None, [row.get("note"), same_pools_note(first)]))}
+            rows.append(copy)
+            if on_row:
+                on_row(copy)
     for scenario in all_scenarios:
         for view in ("reoptimised", "reservations_held"):
             group = [r for r in rows if r["scenario"] == scenario.name and r["view"] == view]
             reference = next((r for r in group if r["plan"] == MULTI), None)
             if reference is not None:
                 compare(group, reference, total_demand(instance))
+    # Holding the base plan's purchases only constrains a plan: a held row below its re-optimised
+    # row says the re-optimised solve stopped within its gap.
+    reoptimised = {(r["scenario"], r["plan"]): r for r in rows if r["view"] == "reoptimised"}
+    for row in rows:
+        looser = reoptimised.get((row["scenario"], row["plan"])) if row["view"] == "reservations_held" else None
+        extra = tighter_but_cheaper(row, looser, "the re-optimised plan") if looser is not None else None
+        if extra:
+            row["note"] = f"{row['note']}; {extra}" if row.get("note") else extra
     order = {name: i for i, name in enumerate(names)}
     scen_order = {s.name: i for i, s in enumerate(all_scenarios)}
     frame = pd.DataFrame(rows).reindex(columns=ROW_COLUMNS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -331,6 +332,50 @@ def _solve_options(engine: str, time_limit, gap: float, threads, seed: int = 0, 
 _TABLE_WIDTH = None if sys.stdout.isatty() else 220
 
 
+class _RowProgress:
+    """Progress of a table of solves: on a terminal a bar (rows done, the last row, elapsed, an
+    estimate of what is left); otherwise one plain line per row on stderr, for logs and CI."""
+
+    def __init__(self, total: int, label: str):
+        self.total, self.label, self.done = total, label, 0
+        self.started = time.monotonic()
+        self.bar = None
+        if err.is_terminal:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                                console=err, transient=True)
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.start()
+            self.task = self.bar.add_task(f"{self.label}: starting", total=self.total)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def row(self, row: dict) -> None:
+        self.done += 1
+        name = " / ".join(str(row[k]) for k in ("scenario", "view", "plan") if row.get(k) not in (None, "base"))
+        what = f"{name} ({row.get('status')})"
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=f"{self.label}: {what}")
+            return
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.done * (self.total - self.done)
+        err.print(f"{self.label} [{self.done}/{self.total}] {what}, elapsed {_clock(elapsed)}, "
+                  f"about {_clock(left)} left", markup=False, highlight=False)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{secs:02d}"
+
+
 def _rows_table(frame, title: str) -> Table:
     from optimizer.analyses.lockin import format_cell, shown_columns
 
@@ -370,15 +415,15 @@ def lockin(
     ] = None,
 ) -> None:
     """Price lock-in: the multi-vendor plan beside each single-vendor and single-cloud plan, and greedy."""
-    from optimizer.analyses.lockin import lockin_table
+    from optimizer.analyses.lockin import lockin_plan, lockin_table
 
     options = _solve_options(engine, time_limit, gap, threads)
     loaded = _load(instance)
     names = [r.strip() for r in restrictions.split(",")] if restrictions else None
     try:
-        with err.status("solving restrictions...") as status:
-            frame = lockin_table(loaded, options, names, greedy=greedy,
-                                 on_row=lambda row: status.update(f"solved {row['plan']} ({row['status']})"))
+        total = len(lockin_plan(loaded, names, greedy))
+        with _RowProgress(total, "lock-in") as progress:
+            frame = lockin_table(loaded, options, names, greedy=greedy, on_row=progress.row)
     except InputError as exc:
         _fail(exc.render(), EXIT_INPUT)
     Console(width=_TABLE_WIDTH).print(_rows_table(frame, f"lock-in: {loaded.name}"))
@@ -404,8 +449,6 @@ def sweep(
     threads: Annotated[Optional[int], typer.Option(help="Solver threads per solve (default 1).")] = None,
 ) -> None:
     """Solve every scenario x restriction, re-optimised and with the base plan's reservations held."""
-    from rich.progress import Progress
-
     from optimizer.analyses.lockin import restrictions_of, sweep as run_sweep
     from optimizer.analyses.scenarios import load_scenarios
 
@@ -418,10 +461,8 @@ def sweep(
     names = [r.strip() for r in restrictions.split(",")] if restrictions else restrictions_of(loaded)
     expected = (len(parsed) + 1) * len(names) + len(parsed) * len([n for n in names if n != "greedy"])
     try:
-        with Progress(console=err, transient=True) as progress:
-            bar = progress.add_task("sweep", total=expected)
-            frame = run_sweep(loaded, parsed, names, options, workers=workers, cluster=cluster,
-                              on_row=lambda row: progress.advance(bar))
+        with _RowProgress(expected, "sweep") as progress:
+            frame = run_sweep(loaded, parsed, names, options, workers=workers, cluster=cluster, on_row=progress.row)
     except InputError as exc:
         _fail(exc.render(), EXIT_INPUT)
     except ChipmixError as exc:
