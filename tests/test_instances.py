@@ -47,11 +47,12 @@ def test_copied_data_matches_its_manifest():
 # status must say how close the plan is (the benchmarks solve to tight gaps).
 SOLVE_GAPS = {
     "default": 1e-3,
-    "frontier-lab-week": 5e-3,
-    "nvidia-shortage": 5e-3,
     "power-capped-campus": 1e-2,
     "inference-month": 5e-2,
 }
+#: The weeks with a gang-scheduled pre-training run are hard to prove (docs/benchmarks.md, "What
+#: gang scheduling costs"): they get a time limit, and must say how close they are.
+GANG_WEEKS = ("frontier-lab-week", "nvidia-shortage")
 
 
 @pytest.mark.parametrize("name", sorted(SOLVE_GAPS))
@@ -63,12 +64,32 @@ def test_instance_solves_and_passes_the_checker(name, tmp_path):
     assert plan.bound_usd <= plan.objective_usd
 
 
+@pytest.mark.parametrize("name", GANG_WEEKS)
+def test_gang_weeks_run_the_pre_training_as_one_unbroken_slice(name, tmp_path):
+    instance = optimizer.load_instance(INSTANCES / f"{name}.yaml")
+    plan = solve_checked(instance, tmp_path, mip_rel_gap=5e-3, time_limit_s=45)
+    assert plan.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
+    assert plan.gap is not None and plan.bound_usd <= plan.objective_usd
+    run = next(w for w in instance.workloads if w.id == "pretrain-frontier")
+    mine = plan.allocations[plan.allocations.workload == run.id]
+    # Exactly gang_chips of one pool in every hour of one contiguous span, or not at all (it is hard).
+    assert mine.pool.nunique() == 1 and (mine.chips == run.gang_chips).all()
+    hours = sorted(mine.hour)
+    assert hours == list(range(hours[0], hours[0] + len(hours)))
+    # The preemptible runs keep to min_chips: no hour with a few chips.
+    for workload in instance.workloads:
+        if getattr(workload, "min_chips", None):
+            held = plan.allocations[plan.allocations.workload == workload.id].groupby("hour").chips.sum()
+            assert (held >= workload.min_chips).all(), workload.id
+
+
 def test_fleet_year_is_a_year_of_hours_at_scale():
     instance = optimizer.load_instance(INSTANCES / "fleet-year.yaml")
     assert instance.hours == 8760
     assert len(instance.pools) >= 40 and len(instance.workloads) >= 30
     assert {p.pricing for p in instance.pools} == {"on_demand", "spot", "reserved", "owned"}
-    assert any(getattr(w, "single_site", False) for w in instance.workloads)
+    assert any(getattr(w, "gang_chips", None) for w in instance.workloads)
+    assert any(getattr(w, "min_chips", None) and getattr(w, "restart_usd_per_chip", None) for w in instance.workloads)
 
 
 def test_default_is_the_week_the_readme_promises():
@@ -130,7 +151,8 @@ def test_nvidia_shortage_halves_rented_nvidia_for_three_days_and_nothing_else():
         old, new = hourly(before), hourly(after)
         hit = vendor[before.chip] == "nvidia" and before.pricing not in ("reserved", "owned")
         for hour in range(base.hours):
-            expected = int(old[hour] * 0.5) if hit and 48 <= hour < 120 else old[hour]
+            # Halved, and rounded down to whole blocks as the builder gives every shocked pool.
+            expected = int(old[hour] * 0.5) // before.block * before.block if hit and 48 <= hour < 120 else old[hour]
             assert new[hour] == expected, (before.id, hour)
     assert base.workloads == shocked.workloads
 
@@ -196,3 +218,18 @@ def test_procurement_quarter_puts_every_instrument_in_play(tmp_path):
     assert bought.quantity["gcp-v5p-cud"] > 0
     azure = plan.allocations[plan.allocations.pool == "azure-h100-od"].chips.sum()
     assert azure > 0 and bought.usd["azure-minimum"] < 0.01 * 1.5e6
+
+
+@pytest.mark.parametrize("path", sorted((INSTANCES / "scenarios").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_scenario_file_loads_against_its_instance(path):
+    from optimizer.analyses.scenarios import apply_scenario, load_scenarios
+
+    instance = optimizer.load_instance(INSTANCES / f"{path.stem.rsplit('-', 1)[0]}.yaml")
+    scenarios = load_scenarios(path, instance)
+    assert scenarios
+    for scenario in scenarios:
+        shocked = apply_scenario(instance, scenario)
+        assert shocked.hours == instance.hours
+        # Shocks keep whole blocks: nothing a pool lists is unusable.
+        from optimizer.input.validate import instance_warnings
+        assert instance_warnings(shocked) == [], scenario.name

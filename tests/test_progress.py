@@ -28,7 +28,7 @@ def test_records_keep_the_best_incumbent_and_bound():
 @pytest.mark.parametrize("engine", ["highs", "cpsat"])
 def test_solver_progress_reaches_summary_json(engine, tmp_path):
     instance = optimizer.load_instance(FRONTIER)
-    plan = solve_checked(instance, tmp_path, engine=engine, mip_rel_gap=0.01, time_limit_s=60)
+    plan = solve_checked(instance, tmp_path, engine=engine, mip_rel_gap=0.01, time_limit_s=30)
     records = plan.details["progress"]
     assert len(records) >= 2  # the solver reported while it ran, not only at the end
     times = [t for t, _, _ in records]
@@ -44,7 +44,7 @@ def test_solver_progress_reaches_summary_json(engine, tmp_path):
 
 
 def test_cli_progress_prints_incumbent_and_bound(tmp_path):
-    result = chipmix("solve", FRONTIER, "--progress", "--gap", "0.01", "--time-limit", "60", "--out", tmp_path / "plan")
+    result = chipmix("solve", FRONTIER, "--progress", "--gap", "0.01", "--time-limit", "30", "--out", tmp_path / "plan")
     assert result.returncode == 0, result.stderr
     assert "incumbent" in result.stderr and "bound" in result.stderr and "gap" in result.stderr
     summary = json.loads((tmp_path / "plan" / "summary.json").read_text())

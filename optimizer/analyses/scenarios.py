@@ -4,8 +4,8 @@ A scenario file (YAML or JSON) is ``{scenarios: [{name, description, changes: [.
 change is one of
 
 - ``{kind: availability, match: {...}, scale, from_hour, to_hour}``: scale the chips of matching
-  on-demand, spot and owned pools over ``[from_hour, to_hour)`` (an outage can hit a campus);
-  reserved pools are contracted and keep their chips;
+  on-demand, spot and owned pools over ``[from_hour, to_hour)`` (an outage can hit a campus),
+  rounded down to whole blocks; reserved pools are contracted and keep their chips;
 - ``{kind: price, match: {...}, scale}``: scale the price per chip-hour of matching pools;
 - ``{kind: power_cap, site, power_cap_mw | scale}``: set or scale a site's power cap;
 - ``{kind: energy_price, site, scale, from_hour, to_hour}``: scale a site's energy price over
@@ -204,10 +204,12 @@ def _check_change(path: str, change, instance: Instance) -> list[FieldError]:
     return errors
 
 
-def _scaled(value, hours: int, start: int, end: int, scale: float, whole: bool):
+def _scaled(value, hours: int, start: int, end: int, scale: float, block: int | None = None):
+    """``value`` (a number or an hourly list) scaled over [start, end); with ``block``, chips
+    rounded down to whole blocks (the model could use no more)."""
     series = list(value) if isinstance(value, (list, tuple)) else [value] * hours
     for hour in range(start, end):
-        series[hour] = int(series[hour] * scale) if whole else series[hour] * scale
+        series[hour] = int(series[hour] * scale + 1e-9) // block * block if block else series[hour] * scale
     return series
 
 
@@ -220,7 +222,8 @@ def apply_scenario(instance: Instance, scenario: Scenario) -> Instance:
             for i in _matching_pools(change.match, instance):
                 pool = data["pools"][i]
                 if pool["pricing"] != "reserved":
-                    pool["available"] = _scaled(pool["available"], instance.hours, change.from_hour, end, change.scale, True)
+                    pool["available"] = _scaled(pool["available"], instance.hours, change.from_hour, end, change.scale,
+                                                pool.get("block", 1))
         elif isinstance(change, PriceChange):
             for i in _matching_pools(change.match, instance):
                 data["pools"][i]["usd_per_chip_hour"] *= change.scale
@@ -235,7 +238,7 @@ def apply_scenario(instance: Instance, scenario: Scenario) -> Instance:
             end = change.to_hour if change.to_hour is not None else instance.hours
             site = next(s for s in data["sites"] if s["id"] == change.site)
             site["energy_usd_per_mwh"] = _scaled(site["energy_usd_per_mwh"], instance.hours, change.from_hour, end,
-                                                 change.scale, False)
+                                                 change.scale)
         elif isinstance(change, DemandChange):
             end = change.to_hour if change.to_hour is not None else instance.hours
             for workload in data["workloads"]:
@@ -243,7 +246,7 @@ def apply_scenario(instance: Instance, scenario: Scenario) -> Instance:
                     continue
                 if workload["type"] == "inference":
                     workload["demand_pflops"] = _scaled(
-                        workload["demand_pflops"], instance.hours, change.from_hour, end, change.scale, False
+                        workload["demand_pflops"], instance.hours, change.from_hour, end, change.scale
                     )
                 else:
                     workload["work_eflop"] *= change.scale
