@@ -25,9 +25,11 @@ TRAINING_RUNS = Rows("training_runs", ("workload", "hour"), "<=",
                      "sum over pools of blocks x block - cap x runs <= 0 (cap: the most chips it could hold)")
 
 
-def run_hours(data) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """The (run, hour) pairs of runs with min_chips that have allocations, and each pair's cap in chips."""
-    k = np.nonzero(data.training_min_chips[data.alloc_workload] > 0)[0]
+def run_hours(data, allocations: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """The (run, hour) pairs of the ``allocations`` (a mask over ModelData.alloc_*), and each
+    pair's cap: the most chips the run could hold in that hour (its allocations' upper bounds, and
+    max_chips)."""
+    (k,) = np.nonzero(allocations)
     (w, t), pair = group(data.alloc_workload[k], data.alloc_hour[k])
     cap = np.zeros(len(w))
     np.add.at(cap, pair, data.alloc_max_blocks[k] * data.pool_block[data.alloc_pool[k]])
@@ -41,7 +43,8 @@ class TrainingMinChips(ConstraintFamily):
     rows = (TRAINING_MIN_CHIPS, TRAINING_RUNS)
 
     def add_variables(self, ctx: BuildContext) -> None:
-        (w, t), cap = run_hours(ctx.data)
+        d = ctx.data
+        (w, t), cap = run_hours(d, d.training_min_chips[d.alloc_workload] > 0)
         ctx.own(self)["cap"] = cap
         ctx.add_variables(RUNS, (w, t), lower=0.0, upper=1.0, cost=0.0)
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.model.families.base import (
-    WORKLOAD_CHIPS, BuildContext, ConstraintFamily, CostTerm, Rows, Variable, group, row_index,
+    WORKLOAD_CHIPS, BuildContext, ConstraintFamily, CostTerm, Rows, Variable, row_index,
 )
+from optimizer.model.families.training_min_chips import run_hours
 
 RESTARTS = CostTerm("restarts", "chips added to a training run from one hour to the next x restart_usd_per_chip",
                     spend=False)
@@ -35,13 +36,9 @@ class TrainingRestart(ConstraintFamily):
 
     def add_variables(self, ctx: BuildContext) -> None:
         d = ctx.data
-        k = np.nonzero((d.restart_usd_per_chip[d.alloc_workload] > 0) & (d.alloc_hour >= 1))[0]
-        (w, t), pair = group(d.alloc_workload[k], d.alloc_hour[k])
-        cap = np.zeros(len(w))
-        np.add.at(cap, pair, d.alloc_max_blocks[k] * d.pool_block[d.alloc_pool[k]])
+        (w, t), cap = run_hours(d, (d.restart_usd_per_chip[d.alloc_workload] > 0) & (d.alloc_hour >= 1))
         price = d.restart_usd_per_chip[w]
-        ctx.add_variables(CHIPS_ADDED, (w, t), lower=0.0, upper=np.minimum(cap, d.training_max_chips[w]),
-                          cost=price, cost_terms={RESTARTS: price})
+        ctx.add_variables(CHIPS_ADDED, (w, t), lower=0.0, upper=cap, cost=price, cost_terms={RESTARTS: price})
 
     def add_rows(self, ctx: BuildContext) -> None:
         d = ctx.data
