@@ -256,3 +256,40 @@ def test_engines_agree_on_random_gang_instances(tmp_path, data):
     assert abs(plans["cpsat"].objective_usd - best) <= scaling + 1e-6 * max(1.0, best)
     started = {w for w in plans["highs"].allocations.workload if w.startswith("g")}
     event(f"gang runs scheduled: {len(started)}")
+
+
+def test_a_start_grid_keeps_the_gang_span_on_it(tmp_path, engine):
+    # 2 chips for D = 2 hours (14.4 EFLOP at 1000 TFLOP/s), $1 a chip-hour and 1 kW each at an energy
+    # price of [100, 0, 0, 40, 50, 100] USD/MWh: start 1 costs 4 + 0 = 4.0; on a 3-hour grid from
+    # release 0 only starts 0 (4 + 0.002 x 100 = 4.2) and 3 (4 + 0.002 x 90 = 4.18) exist: start 3.
+    from tests.helpers import chip, chips_of, instance_data, pool, site, solve_checked, training
+
+    def case(step):
+        extra = {"gang_start_step_hours": step} if step else {}
+        return instance_data(hours=6, chips=[chip(power_kw=1.0)],
+                             sites=[site(energy_usd_per_mwh=[100.0, 0.0, 0.0, 40.0, 50.0, 100.0])],
+                             pools=[pool("p", available=4)], workloads=[training(work_eflop=14.4, gang_chips=2, **extra)])
+
+    free = solve_checked(case(None), tmp_path, engine=engine)
+    assert free.objective_usd == pytest.approx(4.0) and chips_of(free, hour=1) == 2
+    gridded = solve_checked(case(3), tmp_path, engine=engine)
+    assert gridded.objective_usd == pytest.approx(4.18)
+    assert [chips_of(gridded, hour=t) for t in range(6)] == [0, 0, 0, 2, 2, 0]
+
+
+def test_the_checker_refuses_a_gang_span_off_its_grid(tmp_path):
+    from tests.helpers import instance_data, pool, training
+
+    data = instance_data(hours=6, pools=[pool("p", available=4)],
+                         workloads=[training(work_eflop=14.4, gang_chips=2, gang_start_step_hours=3)])
+    instance = optimizer.instance_from_data(data)
+    plan = optimizer.solve(instance, mip_rel_gap=0.0)
+    target = plan.write(tmp_path / "plan")
+    lines = (target / "allocations.csv").read_text().splitlines()
+    start = int(lines[1].split(",")[0])
+    moved = [",".join([str(int(line.split(",")[0]) + 1), *line.split(",")[1:]]) for line in lines[1:]]
+    (target / "allocations.csv").write_text("\n".join([lines[0], *moved]) + "\n")
+    report = optimizer.check_plan(instance, target)
+    assert any(f"starts in hour {start + 1}, not on its grid" in v for v in report.violations), report.violations
+    with pytest.raises(optimizer.InputError, match="only a gang run has a start grid"):
+        optimizer.instance_from_data(instance_data(workloads=[training(gang_start_step_hours=3)]))

@@ -268,6 +268,13 @@ class TrainingWorkload(StrictModel):
             "every pool the run may use.  Null: the run takes any chips in any hours."
         ),
     )
+    gang_start_step_hours: Annotated[int, Field(ge=1, le=MAX_HOURS)] | None = Field(
+        default=None,
+        description=(
+            "Gang runs only: the span may start only every this many hours from release_hour (24: a "
+            "daily scheduling window); null means any hour.  Fewer starts make a long horizon tractable."
+        ),
+    )
     short_usd_per_eflop: Usd | None = Field(
         default=None,
         description="Penalty per EFLOP not delivered by the deadline, USD; null means the work must be finished.",

@@ -219,6 +219,11 @@ def _run_shape_problems(instance: Instance, workload_paths: list[str]) -> list[F
     for workload, path in zip(instance.workloads, workload_paths):
         if not isinstance(workload, TrainingWorkload):
             continue
+        if workload.gang_chips is None and workload.gang_start_step_hours is not None:
+            errors.append(FieldError(
+                f"{path}.gang_start_step_hours", "only a gang run has a start grid",
+                "remove it, or set gang_chips",
+            ))
         if workload.gang_chips is not None:
             for key in ("min_chips", "restart_usd_per_chip"):
                 if getattr(workload, key) is not None:

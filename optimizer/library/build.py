@@ -285,7 +285,8 @@ class _Builder:
                 "deadline_hour": spec.deadline_hour if spec.deadline_hour is not None else self.spec.hours,
                 "efficiency": dict(spec.efficiency),
             }
-            for key in ("sites", "max_chips", "min_chips", "restart_usd_per_chip", "gang_chips", "short_usd_per_eflop"):
+            for key in ("sites", "max_chips", "min_chips", "restart_usd_per_chip", "gang_chips",
+                        "gang_start_step_hours", "short_usd_per_eflop"):
                 value = getattr(spec, key)
                 if value is not None:
                     entry[key] = list(value) if key == "sites" else value

@@ -110,6 +110,7 @@ class TrainingSpec(StrictModel):
     min_chips: Annotated[int, Field(ge=1)] | None = None
     restart_usd_per_chip: NonNegativeFloat | None = None
     gang_chips: Annotated[int, Field(ge=1)] | None = None
+    gang_start_step_hours: Annotated[int, Field(ge=1)] | None = None
     single_site: bool = False
     short_usd_per_eflop: NonNegativeFloat | None = None
     description: str | None = None

@@ -200,6 +200,8 @@ def build_model_data(instance: Instance) -> ModelData:
                     int(gang_chips[w]), rate, float(work[w]), hours_active, pool_available_blocks[p],
                     pool.block, bool(pool_reserved[p]), site_cap_kw[pool_site[p]], kw_per_chip[p],
                 )
+                # Starts only on the run's scheduling grid: release_hour + k x gang_start_step_hours.
+                starts = starts[(starts - workload.release_hour) % (workload.gang_start_step_hours or 1) == 0]
                 if len(starts):
                     n = len(starts)
                     gang_parts.append(

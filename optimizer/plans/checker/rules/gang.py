@@ -1,5 +1,6 @@
 """``gang_run[workload]``: a gang run is absent, or holds exactly gang_chips chips of one pool in
-each of D consecutive hours inside its window, D = ceil(work / (gang_chips * rate * 0.0036))."""
+each of D consecutive hours inside its window, D = ceil(work / (gang_chips * rate * 0.0036)),
+starting at release_hour + a multiple of gang_start_step_hours."""
 
 from __future__ import annotations
 
@@ -35,7 +36,11 @@ def check(facts: Facts) -> None:
             continue  # already reported as a blocks[...] violation
         rate_tflops = facts.rate_tflops(workload, pool)
         needed = max(1, math.ceil(workload.work_eflop / (size * rate_tflops * 3600 * 1e12 / 1e18) - 1e-9))
+        step = getattr(workload, "gang_start_step_hours", None) or 1
         if hours != list(range(hours[0], hours[0] + len(hours))):
             violations.append(f"{name}: hours {hours[0]}-{hours[-1]} have gaps; a gang run is never preempted")
+        elif (hours[0] - workload.release_hour) % step:
+            violations.append(f"{name}: starts in hour {hours[0]}, not on its grid (release_hour "
+                              f"{workload.release_hour} + a multiple of gang_start_step_hours {step})")
         elif len(hours) != needed:
             violations.append(f"{name}: runs {len(hours)} hours on {pool.id}, needs exactly {needed}")
