@@ -24,6 +24,7 @@ def test_the_library_has_every_instance_the_readme_lists():
         "power-capped-campus",
         "nvidia-shortage",
         "fleet-year",
+        "fleet-year-gang",
         "procurement-quarter",
     }
     listed = (INSTANCES / "README.md").read_text()
@@ -88,8 +89,18 @@ def test_fleet_year_is_a_year_of_hours_at_scale():
     assert instance.hours == 8760
     assert len(instance.pools) >= 40 and len(instance.workloads) >= 30
     assert {p.pricing for p in instance.pools} == {"on_demand", "spot", "reserved", "owned"}
-    assert any(getattr(w, "gang_chips", None) for w in instance.workloads)
-    assert any(getattr(w, "min_chips", None) and getattr(w, "restart_usd_per_chip", None) for w in instance.workloads)
+    assert any(getattr(w, "single_site", False) for w in instance.workloads)
+
+
+def test_fleet_year_gang_is_fleet_year_with_its_runs_shaped_for_a_cluster():
+    plain = optimizer.load_instance(INSTANCES / "fleet-year.yaml")
+    shaped = optimizer.load_instance(INSTANCES / "fleet-year-gang.yaml")
+    assert shaped.pools == plain.pools and shaped.sites == plain.sites
+    assert [w.id for w in shaped.workloads] == [w.id for w in plain.workloads]
+    frontier = [w for w in shaped.workloads if w.id.startswith("frontier-")]
+    assert len(frontier) == 4 and all(w.gang_chips == 8192 and w.gang_start_step_hours == 24 for w in frontier)
+    others = [w for w in shaped.workloads if w.type == "training" and not w.id.startswith("frontier-")]
+    assert others and all(w.min_chips and w.restart_usd_per_chip for w in others)
 
 
 def test_default_is_the_week_the_readme_promises():
