@@ -246,3 +246,19 @@ def test_a_restricted_plan_that_serves_less_is_marked_in_the_report(tmp_path):
     assert "0.0009179" not in page and "1.596e+05" not in page
     rows = page.split("<tr")[2:]
     assert [("serves less" in row) for row in rows] == [False, False, True]
+
+
+def test_cost_per_day_counts_restart_prices_and_owned_fixed_cost(tmp_path):
+    from tests.test_run_shape import restart_case
+
+    data = restart_case(0.5)  # [4, 0, 4] chips: 4 chips added in hour 2 at 0.5 each
+    data["sites"].append({"id": "campus", "cloud": "owned", "region": "tx"})
+    data["pools"].append(pool("own", site="campus", pricing="owned", usd_per_chip_hour=50.0, available=2,
+                              fixed_usd_per_chip_hour=0.25))
+    instance = optimizer.instance_from_data(data)
+    plan = solve_checked(instance, tmp_path)
+    plan.write(tmp_path / "plan")
+    tables = build_tables(instance, tmp_path / "plan")
+    assert tables.cost_per_day["restarts"].sum() == pytest.approx(plan.cost_usd["restarts"]) == pytest.approx(2.0)
+    assert tables.cost_per_day["fixed"].sum() == pytest.approx(plan.cost_usd["fixed"]) == pytest.approx(2 * 3 * 0.25)
+    assert tables.cost_per_day.to_numpy().sum() == pytest.approx(plan.cost_usd["total"])

@@ -162,6 +162,18 @@ def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Pa
         price = {w.id: getattr(w, "unmet_usd_per_pflops_hour", None) or 0.0 for w in instance.workloads}
         penalty = unmet.assign(usd=[u * price[w] for w, u in zip(unmet.workload, unmet.unmet_pflops)])
         cost["unmet penalty"] = penalty.groupby("hour").usd.sum().reindex(every_hour, fill_value=0.0)
+    # Restart prices in the hour the chips are added; an owned pool's fixed cost on the chips it
+    # lists in each hour, used or not.
+    cost["restarts"] = 0.0
+    for workload in instance.workloads:
+        price = getattr(workload, "restart_usd_per_chip", None)
+        if price:
+            held_chips = alloc[alloc.workload == workload.id].groupby("hour").chips.sum().reindex(every_hour, fill_value=0)
+            cost["restarts"] += held_chips.diff().clip(lower=0).fillna(0.0).to_numpy() * price
+    cost["fixed"] = 0.0
+    for pool in instance.pools:
+        if pool.fixed_usd_per_chip_hour:
+            cost["fixed"] += [v * pool.fixed_usd_per_chip_hour for v in _hourly(pool.available, hours)]
     cost_per_day = cost.groupby(day).sum()
     cost_per_day.index.name = "day"
     cost_per_day = cost_per_day.loc[:, (cost_per_day != 0).any(axis=0)]
