@@ -272,7 +272,7 @@ def diff(
 
     show("cost by term (USD)", result.cost, {"a_usd": "usd", "b_usd": "usd", "change_usd": "usd"})
     show("chip-hours by vendor, cloud and pricing", result.chip_hours, {"a": "usd", "b": "usd", "change": "usd"})
-    show(f"hours that changed most (chips moved between workloads and pools)", result.hours,
+    show("hours that changed most (chips moved between workloads and pools)", result.hours,
          {"a_chips": "usd", "b_chips": "usd", "moved_chips": "usd"})
     if len(result.purchases):
         show("what each buys (reserved chips, blocks' chips, commitment levels, contract shortfalls)",
