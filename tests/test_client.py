@@ -66,7 +66,9 @@ def test_progress_is_live_while_a_job_runs_and_cancel_ends_it(serving):
 def test_a_full_queue_is_retried_after_retry_after(serving):
     server, client = serving("--workers", "1", "--max-queued", "1")
     first = client.submit(DEFAULT, {"mip_rel_gap": 0.0, "time_limit_s": 4})
-    second = client.submit(DEFAULT, {"mip_rel_gap": 0.0, "time_limit_s": 4, "random_seed": 1})
+    # The second runs long enough that the third, admitted once the first ends, is still queued
+    # when the fourth comes (with two 4 s jobs a slow retry could find both done: a race).
+    second = client.submit(DEFAULT, {"mip_rel_gap": 0.0, "time_limit_s": 15, "random_seed": 1})
     # The queue holds one: a third is 429 until the first ends; the client waits and retries.
     patient = Client(server.url, retries=20)
     third = patient.submit(DEFAULT, {"mip_rel_gap": 0.0, "time_limit_s": 4, "random_seed": 2})
