@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from optimizer.errors import FieldError, InputError
 from optimizer.input.schema import Instance
-from optimizer.plans.checker import made_for_another_instance
+from optimizer.plans.checker import require_plan_of
 
 #: Hours listed as "changed most" (by chips moved).
 TOP_HOURS = 10
@@ -37,19 +36,13 @@ class PlanDiff:
 
 
 def _read_plan(instance: Instance, folder: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    summary_path = folder / "summary.json"
-    if not summary_path.exists():
-        raise InputError(str(folder), [FieldError("summary.json", "missing", "point at a folder written by chipmix solve")])
-    other = made_for_another_instance(instance, folder)
-    if other:
-        raise InputError(str(folder), [FieldError("summary.json.instance_sha256", other,
-                                                  "give the instance this plan was made for (--instance-b for PLAN_B)")])
+    require_plan_of(instance, folder, "give the instance this plan was made for (--instance-b for PLAN_B)")
 
     def table(name: str, columns: list[str]) -> pd.DataFrame:
         path = folder / name
         return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=columns)
 
-    return (json.loads(summary_path.read_text()), table("allocations.csv", ["hour", "workload", "pool", "chips"]),
+    return (json.loads((folder / "summary.json").read_text()), table("allocations.csv", ["hour", "workload", "pool", "chips"]),
             table("reservations.csv", ["pool", "chips"]),
             table("purchases.csv", ["instrument", "kind", "start_hour", "quantity"]))
 

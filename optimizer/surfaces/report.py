@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from optimizer.plans.checker import check_plan, made_for_another_instance
+from optimizer.plans.checker import check_plan, require_plan_of
 from optimizer.errors import FieldError, InputError
 from optimizer.plans.accounting import COST_KEYS, unit_economics
 from optimizer.plans.instruments import COVERAGE_COLUMNS, PURCHASE_COLUMNS, commitment_utilisation
@@ -88,13 +88,8 @@ def _read(plan_dir: Path, name: str, columns: list[str] | None = None) -> pd.Dat
 
 def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Path | None = None) -> ReportTables:
     plan_dir = Path(plan_dir)
-    summary_path = plan_dir / "summary.json"
-    if not summary_path.exists():
-        raise InputError(str(plan_dir), [FieldError("summary.json", "missing", "point at a folder written by chipmix solve")])
-    other = made_for_another_instance(instance, plan_dir)
-    if other:
-        raise InputError(str(plan_dir), [FieldError("summary.json.instance_sha256", other)])
-    summary = json.loads(summary_path.read_text())
+    require_plan_of(instance, plan_dir)
+    summary = json.loads((plan_dir / "summary.json").read_text())
     allocations = _read(plan_dir, "allocations.csv")
     reservations = _read(plan_dir, "reservations.csv")
     unmet = _read(plan_dir, "unmet.csv")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optimizer.errors import FieldError, InputError
 from optimizer.input.loading import load_instance
 from optimizer.input.schema import Instance
 from optimizer.plans.checker.facts import ABS_TOL, REL_TOL, Facts
@@ -75,6 +76,16 @@ def made_for_another_instance(instance: Instance, plan_dir: str | Path) -> str |
     except (OSError, ValueError):
         return None  # the checker itself reports a missing or broken summary.json
     return _another_instance(instance, summary)
+
+
+def require_plan_of(instance: Instance, plan_dir: str | Path, hint: str | None = None) -> None:
+    """Raise the one input error a reader of plan files (the report, diff) gives for a folder that
+    holds no plan (no summary.json) or a plan of another instance; ``hint`` says how to fix the latter."""
+    if not (Path(plan_dir) / "summary.json").exists():
+        raise InputError(str(plan_dir), [FieldError("summary.json", "missing", "point at a folder written by chipmix solve")])
+    other = made_for_another_instance(instance, plan_dir)
+    if other:
+        raise InputError(str(plan_dir), [FieldError("summary.json.instance_sha256", other, hint)])
 
 
 def check_plan_files(instance_path: str | Path, plan_dir: str | Path) -> CheckReport:
