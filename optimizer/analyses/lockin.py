@@ -16,6 +16,7 @@ Dask cluster, and a failing row never stops the others.
 
 from __future__ import annotations
 
+import itertools
 import traceback
 from typing import Any, Callable, Iterable
 
@@ -148,10 +149,10 @@ def compare(rows: list[dict[str, Any]], reference: dict[str, Any], demand: tuple
             # obligations, or a rule of thumb) and costs less says the reference stopped within its gap.
             extra = tighter_but_cheaper(row, reference, reference["plan"]) if row.get("_nested") else None
             if extra:
-                row["note"] = f"{row['note']}; {extra}" if row["note"] else extra
+                add_note(row, extra)
         else:
-            extra = f"leaves {max(more_unmet, 0):,.4g} PFLOP/s-h more unmet and {max(more_short, 0):,.4g} EFLOP more short than multi"
-            row["note"] = f"{row['note']}; {extra}" if row["note"] else extra
+            add_note(row, f"leaves {max(more_unmet, 0):,.4g} PFLOP/s-h more unmet and {max(more_short, 0):,.4g} "
+                          "EFLOP more short than multi")
 
 
 def run_plan(instance: Instance, restriction: str, options: SolveOptions, fixed_reservations=None):
@@ -221,8 +222,31 @@ def keeps_obligations(instance: Instance, restriction: str) -> bool:
     return held(kept) == held(instance)
 
 
-def same_pools_note(first: str) -> str:
-    return f"the same pools as {first}: solved once"
+def same_pool_aliases(instance: Instance, names: list[str]) -> dict[str, str]:
+    """Each restriction that keeps the same pools as an earlier one, mapped to that one: it plans
+    the same instance, so it is solved once and shown under both names."""
+    first_with: dict[frozenset[str], str] = {}
+    alias: dict[str, str] = {}
+    for name in names:
+        pools = pool_set(instance, name)
+        if pools is None:
+            continue
+        if pools in first_with:
+            alias[name] = first_with[pools]
+        else:
+            first_with[pools] = name
+    return alias
+
+
+def alias_row(row: dict[str, Any], name: str) -> dict[str, Any]:
+    """``row`` shown under another restriction that keeps the same pools."""
+    copy = {**row, "plan": name, "solve_seconds": 0.0}
+    add_note(copy, f"the same pools as {row['plan']}: solved once")
+    return copy
+
+
+def add_note(row: dict[str, Any], text: str) -> None:
+    row["note"] = f"{row['note']}; {text}" if row.get("note") else text
 
 
 def lockin_table(
@@ -235,28 +259,23 @@ def lockin_table(
     in GCP) are solved once; the row is shown under each name, with a note."""
     options = options or SolveOptions()
     rows: list[dict[str, Any]] = []
-    solved: dict[tuple[str, frozenset[str]], dict[str, Any]] = {}
-    mine: list[dict[str, Any]] = []
-    plan = lockin_plan(instance, restrictions, greedy)
-    for k, (view, planned, name) in enumerate(plan):
-        pools = pool_set(planned, name)
-        earlier = solved.get((view, pools)) if pools is not None else None
-        if earlier is not None:
-            row = {**earlier, "plan": name, "note": "; ".join(filter(None, [earlier["note"], same_pools_note(earlier["plan"])])),
-                   "solve_seconds": 0.0}
-        else:
-            result, count = run_plan(planned, name, options)
-            row = {"scenario": "base", "view": view, **plan_row(planned, result, name, count),
-                   "_nested": keeps_obligations(planned, name)}
-            if pools is not None:
-                solved[(view, pools)] = row
-        mine.append(row)
-        if on_row:
-            on_row(row)
-        if k + 1 == len(plan) or plan[k + 1][0] != view:  # the view's last row: compare within it
-            compare(mine, mine[0], total_demand(instance))
-            rows += mine
-            mine = []
+    for view, group in itertools.groupby(lockin_plan(instance, restrictions, greedy), key=lambda item: item[0]):
+        group = list(group)
+        planned = group[0][1]
+        alias = same_pool_aliases(planned, [name for _, _, name in group])
+        mine: dict[str, dict[str, Any]] = {}
+        for _, _, name in group:
+            if name in alias:
+                row = alias_row(mine[alias[name]], name)
+            else:
+                result, count = run_plan(planned, name, options)
+                row = {"scenario": "base", "view": view, **plan_row(planned, result, name, count),
+                       "_nested": keeps_obligations(planned, name)}
+            mine[name] = row
+            if on_row:
+                on_row(row)
+        compare(list(mine.values()), mine[group[0][2]], total_demand(instance))
+        rows += mine.values()
     hourly_total = {row["plan"]: row.get("total_usd") for row in rows if row["view"] == HOURLY}
     for row in rows:
         # Against the same plan on hourly prices (buy-to-average: against greedy, whose allocations it keeps).
@@ -376,14 +395,7 @@ def sweep(
                 on_row(row)
         return rows
     # Restrictions that keep the same pools plan the same instance: solve the first, show it on each.
-    first_with: dict[frozenset[str], str] = {}
-    alias: dict[str, str] = {}
-    for name in names:
-        pools = pool_set(instance, name)
-        if pools is not None and pools in first_with:
-            alias[name] = first_with[pools]
-        elif pools is not None:
-            first_with[pools] = name
+    alias = same_pool_aliases(instance, names)
     solved_names = [name for name in names if name not in alias]
     # Phase 1: every re-optimised row; the base rows also bring back their plan's reservations.
     rows = run([task(s, r, "reoptimised") for s in all_scenarios for r in solved_names], on_row)
@@ -400,8 +412,7 @@ def sweep(
     rows += run(held, on_row)
     for name, first in alias.items():
         for row in [r for r in rows if r["plan"] == first]:
-            copy = {**row, "plan": name, "solve_seconds": 0.0,
-                    "note": "; ".join(filter(None, [row.get("note"), same_pools_note(first)]))}
+            copy = alias_row(row, name)
             rows.append(copy)
             if on_row:
                 on_row(copy)
@@ -418,7 +429,7 @@ def sweep(
         looser = reoptimised.get((row["scenario"], row["plan"])) if row["view"] == "reservations_held" else None
         extra = tighter_but_cheaper(row, looser, "the re-optimised plan") if looser is not None else None
         if extra:
-            row["note"] = f"{row['note']}; {extra}" if row.get("note") else extra
+            add_note(row, extra)
     order = {name: i for i, name in enumerate(names)}
     scen_order = {s.name: i for i, s in enumerate(all_scenarios)}
     frame = pd.DataFrame(rows).reindex(columns=ROW_COLUMNS)
