@@ -53,16 +53,17 @@ def staging_folder(target: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{target.name}{STAGING_MARK}", dir=target.parent))
 
 
-def replace_folder(staging: Path, target: Path, keep_others: bool = True) -> None:
+def replace_folder(staging: Path, target: Path, keep_others: bool = True, drop: tuple[str, ...] = ()) -> None:
     """Make ``staging`` the folder ``target``, in one step: a reader sees the old folder or the
     new one, never a mix.  With ``keep_others``, entries of the old folder that the new one does
-    not have (a report written beside a plan, say) are moved into the new one first."""
+    not have (a report written beside a plan, say) are moved into the new one first, except those
+    named in ``drop`` (a file of the old plan the new one does not write: it would be stale)."""
     if not target.exists():
         os.replace(staging, target)
         return
     if keep_others:
         for entry in target.iterdir():
-            if not (staging / entry.name).exists():
+            if not (staging / entry.name).exists() and entry.name not in drop:
                 os.replace(entry, staging / entry.name)
     if _exchange(staging, target):
         shutil.rmtree(staging, ignore_errors=True)  # it holds the old folder now

@@ -15,6 +15,17 @@ EFLOP_PER_TFLOPS_HOUR = 3600 * 1e12 / 1e18
 EFLOP_PER_PFLOPS_HOUR = 3.6
 
 
+def hourly_array(value, hours: int, missing: float = float("nan")):
+    """An hourly field (a number, a list of one per hour, or None) as a float array of ``hours``."""
+    import numpy as np
+
+    if value is None:
+        return np.full(hours, missing)
+    if isinstance(value, (tuple, list)):
+        return np.asarray(value, dtype=float)
+    return np.full(hours, float(value))
+
+
 def gang_duration_hours(work_eflop: float, gang_chips: int, rate_tflops: float) -> int:
     """D = ceil(work_eflop / (gang_chips * rate * 0.0036)) hours; a ratio within 1e-9 of a
     whole number counts as that number, so float noise never adds an hour."""

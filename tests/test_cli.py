@@ -31,13 +31,15 @@ def test_solve_writes_the_plan_contract_and_checks_it(tmp_path):
     assert list(pd.read_csv(out / "reservations.csv").columns) == ["pool", "chips"]
     assert list(pd.read_csv(out / "purchases.csv").columns) == ["instrument", "kind", "start_hour", "quantity", "unit", "usd"]
     assert list(pd.read_csv(out / "coverage.csv").columns) == ["hour", "pool", "commitment", "chips"]
+    assert list(pd.read_csv(out / "energy.csv").columns) == [
+        "site", "hour", "facility_mwh", "renewable_mwh", "certificates_mwh", "grid_mwh", "carbon_t"]
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary) == [
         "instance", "instance_sha256", "engine", "status", "solve_seconds", "objective_usd", "bound_usd", "gap",
-        "cost_usd", "unmet_pflops_hours", "short_eflop", "time_to_first_plan_s", "time_to_1pct_s",
+        "cost_usd", "unmet_pflops_hours", "short_eflop", "energy", "time_to_first_plan_s", "time_to_1pct_s",
     ]
     assert list(summary["cost_usd"]) == ["usage", "reserved", "energy", "penalty", "restarts", "blocks", "commitments", "fixed",
-                                       "contract_shortfall", "total"]
+                                       "certificates", "carbon", "contract_shortfall", "total"]
     # A reserved chip costs $1 x 2 h = $2.  Reserve 3 (6) beats reserving 2 plus one
     # on-demand chip in hour 1 (4 + 3 = 7).
     assert summary["objective_usd"] == 6 and summary["cost_usd"]["total"] == 6

@@ -99,7 +99,7 @@ def test_power_cap_binds_at_owned_campus(tmp_path, engine):
     plan = solve_checked(data, tmp_path, engine=engine)
     assert plan.objective_usd == pytest.approx(6.5)
     assert chips_of(plan, pool="own") == 4
-    assert plan.cost_usd == pytest.approx({"usage": 6.0, "reserved": 0.0, "energy": 0.5, "penalty": 0.0, "restarts": 0.0, "blocks": 0.0, "commitments": 0.0, "fixed": 0.0,
+    assert plan.cost_usd == pytest.approx({"usage": 6.0, "reserved": 0.0, "energy": 0.5, "penalty": 0.0, "restarts": 0.0, "blocks": 0.0, "commitments": 0.0, "fixed": 0.0, "certificates": 0.0, "carbon": 0.0,
                                             "contract_shortfall": 0.0, "total": 6.5})
 
 

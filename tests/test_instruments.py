@@ -336,7 +336,7 @@ def test_the_service_returns_and_checks_purchases_and_coverage(tmp_path):
         status, verdict, _ = request(server, "POST", "/v1/check", {"instance": commitment_week(USAGE), "plan": plan})
         assert status == 200 and verdict["ok"], verdict
         # Without its purchases the same plan pays no level: the checker says so.
-        bare = {key: plan[key] for key in ("allocations", "reservations", "summary", "coverage")}
+        bare = {key: plan[key] for key in ("allocations", "reservations", "summary", "coverage", "energy")}
         verdict = request(server, "POST", "/v1/check", {"instance": commitment_week(USAGE), "plan": bare})[1]
         assert not verdict["ok"] and any(v.startswith("usage_level[h100-ri]: no purchases.csv row") for v in verdict["violations"])
         status, text, _ = request(server, "GET", f"/v1/solves/{job['id']}/plan/purchases.csv")

@@ -138,7 +138,7 @@ def test_xlsx_has_every_sheet_and_native_chart(report_inputs, tmp_path):
     assert result.returncode == 0, result.stderr
     book = load_workbook(tmp_path / "r.xlsx")
     charted = ["ChipsByVendor", "ChipsByCloud", "CostPerDay", "SitePower", "PoolUtilisation", "Unmet"]
-    expected = ["Summary", *charted, "Allocations", "Reservations", "Purchases", "LockIn"]
+    expected = ["Summary", *charted, "Allocations", "Reservations", "Purchases", "Energy", "LockIn"]
     assert book.sheetnames == expected
     for name in charted + ["LockIn"]:
         assert len(book[name]._charts) == 1, name
@@ -262,3 +262,31 @@ def test_cost_per_day_counts_restart_prices_and_owned_fixed_cost(tmp_path):
     assert tables.cost_per_day["restarts"].sum() == pytest.approx(plan.cost_usd["restarts"]) == pytest.approx(2.0)
     assert tables.cost_per_day["fixed"].sum() == pytest.approx(plan.cost_usd["fixed"]) == pytest.approx(2 * 3 * 0.25)
     assert tables.cost_per_day.to_numpy().sum() == pytest.approx(plan.cost_usd["total"])
+
+
+def test_the_report_shows_energy_carbon_and_shadow_prices(tmp_path):
+    from optimizer.surfaces.report import render_charts, render_html
+    from tests.test_energy import cap_case, quota_case
+
+    # The quota week: renewable energy at its own price, certificates, carbon: each in its hour.
+    data = quota_case(rec=20.0, carbon=[400, 400, 300, 300], carbon_price=10.0)
+    instance = optimizer.instance_from_data(data)
+    plan = solve_checked(instance, tmp_path, duals=True)
+    plan.write(tmp_path / "quota")
+    tables = build_tables(instance, tmp_path / "quota")
+    assert tables.cost_per_day.to_numpy().sum() == pytest.approx(plan.cost_usd["total"])
+    for term in ("certificates", "carbon"):
+        assert tables.cost_per_day[term].sum() == pytest.approx(plan.cost_usd[term]) and plan.cost_usd[term] > 0
+    assert tables.headline["carbon_t"] == pytest.approx(plan.energy_summary["carbon_t"])
+    assert tables.quotas.achieved_share.iloc[0] == pytest.approx(0.5)
+    page = render_html(tables, render_charts(tables, tmp_path / "charts"))
+    assert "Energy and carbon" in page and "one more MWh of quota q costs" in page
+    # The capped week: the site's shadow price as a heat map, and the binding cap in words.
+    instance = optimizer.instance_from_data(cap_case())
+    solve_checked(instance, tmp_path, duals=True).write(tmp_path / "cap")
+    tables = build_tables(instance, tmp_path / "cap")
+    charts = render_charts(tables, tmp_path / "cap-charts")
+    meta = json.loads(charts["duals_site"].with_suffix(".json").read_text())
+    assert meta["rows"] == ["A"] and meta["max_value"] == pytest.approx(20.0)
+    assert "duals_pool" not in charts  # no pool is full: nothing to show
+    assert "one more MW at A in hour 0 is worth 20 USD/h" in render_html(tables, charts)

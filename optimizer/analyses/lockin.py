@@ -35,7 +35,8 @@ REOPTIMISED, INSTRUMENTS, HOURLY = "reoptimised", "instruments", "hourly"
 ROW_COLUMNS = [
     "scenario", "view", "plan", "pools", "status", "gap", "total_usd",
     *(f"{key}_usd" for key in COST_KEYS if key != "total"), "unmet_pflops_hours", "short_eflop", "delivered_eflop",
-    "usd_per_delivered_eflop", "premium_usd", "premium_pct", "instruments_saving_usd", "note", "solve_seconds",
+    "usd_per_delivered_eflop", "carbon_t", "premium_usd", "premium_pct", "instruments_saving_usd", "quota_usd",
+    "vs_base_usd", "note", "solve_seconds",
 ]
 
 
@@ -100,6 +101,9 @@ def plan_row(instance: Instance, plan, restriction: str, pools: int) -> dict[str
             unmet_pflops_hours=plan.unmet_pflops_hours, short_eflop=plan.short_eflop,
             **unit_economics(instance, plan.cost_usd, plan.unmet_pflops_hours, plan.short_eflop),
         )
+        energy = getattr(plan, "energy_summary", None) or {}
+        if energy.get("carbon_t_by_site"):  # some site states its grid intensity
+            row["carbon_t"] = energy["carbon_t"]
     check = getattr(plan, "check", None)
     if check is not None and not check.ok:
         # The independent checker rejects the plan: its figures are not a result to compare.
@@ -271,6 +275,11 @@ def lockin_table(
                 result, count = run_plan(planned, name, options)
                 row = {"scenario": "base", "view": view, **plan_row(planned, result, name, count),
                        "_nested": keeps_obligations(planned, name)}
+                if planned.renewable_quotas and row.get("total_usd") is not None:
+                    # What the quotas cost this restriction: the same plan solved without them.
+                    free, _ = run_plan(planned.model_copy(update={"renewable_quotas": []}), name, options)
+                    if free.has_plan and (free.check is None or free.check.ok):
+                        row["quota_usd"] = row["total_usd"] - free.cost_usd["total"]
             mine[name] = row
             if on_row:
                 on_row(row)
@@ -422,6 +431,11 @@ def sweep(
             reference = next((r for r in group if r["plan"] == MULTI), None)
             if reference is not None:
                 compare(group, reference, total_demand(instance))
+    # What each scenario adds to the restriction's base plan (a quota scenario: what the quota costs it).
+    base_total = {r["plan"]: r.get("total_usd") for r in rows if r["scenario"] == "base" and r["view"] == "reoptimised"}
+    for row in rows:
+        if row["scenario"] != "base" and row.get("total_usd") is not None and base_total.get(row["plan"]) is not None:
+            row["vs_base_usd"] = row["total_usd"] - base_total[row["plan"]]
     # Holding the base plan's purchases only constrains a plan: a held row below its re-optimised
     # row says the re-optimised solve stopped within its gap.
     reoptimised = {(r["scenario"], r["plan"]): r for r in rows if r["view"] == "reoptimised"}
@@ -445,17 +459,23 @@ TABLE_COLUMNS = (
     ("scenario", "scenario", ""), ("view", "view", ""), ("plan", "plan", ""), ("status", "status", ""),
     ("gap", "gap", "gap"), ("total_usd", "total USD", "usd"), ("premium_usd", "premium USD", "usd"),
     ("premium_pct", "premium", "pct"), ("instruments_saving_usd", "instruments save USD", "usd"),
-    ("unmet_pflops_hours", "unmet PFLOP/s-h", ""),
+    ("quota_usd", "quota USD", "usd"), ("vs_base_usd", "vs base USD", "usd"),
+    ("unmet_pflops_hours", "unmet PFLOP/s-h", ""), ("carbon_t", "tCO2", ""),
     ("short_eflop", "short EFLOP", ""), ("usd_per_delivered_eflop", "USD/EFLOP", ""), ("note", "note", ""),
 )
 
 
 def shown_columns(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
     """The TABLE_COLUMNS a table of ``frame`` shows: scenario and view only when they vary, the
-    instruments' saving only when there is one."""
+    instruments' saving, the quota's cost, a scenario's cost over base and tonnes of CO2 only
+    when some row has one."""
     return [c for c in TABLE_COLUMNS if c[0] in frame.columns
             and (c[0] not in ("scenario", "view") or frame[c[0]].nunique() > 1)
-            and (c[0] != "instruments_saving_usd" or frame[c[0]].notna().any())]
+            and (c[0] not in _WHEN_GIVEN or frame[c[0]].notna().any())]
+
+
+#: Columns shown only where some row has a value.
+_WHEN_GIVEN = ("instruments_saving_usd", "quota_usd", "vs_base_usd", "carbon_t")
 
 
 def serves_less(frame: pd.DataFrame) -> pd.Series:

@@ -11,7 +11,9 @@ change is one of
 - ``{kind: energy_price, site, scale, from_hour, to_hour}``: scale a site's energy price over
   ``[from_hour, to_hour)`` (a spike at an owned campus);
 - ``{kind: demand, workload | null, scale, from_hour, to_hour}``: scale inference demand
-  (hours given) or training work (no hours) of one workload, or of all.
+  (hours given) or training work (no hours) of one workload, or of all;
+- ``{kind: renewable_quota, quota, share, sites}``: set a renewable quota's share (0 removes
+  it), or add a quota over ``sites`` (a 40% quota on the campuses, say).
 
 ``match`` selects pools by any of ``vendor``, ``chip``, ``cloud``, ``site``, ``pool`` (all given
 must hold).  Every error names the scenario and the field; a match that selects nothing is an error.
@@ -82,8 +84,15 @@ class DemandChange(StrictModel):
     to_hour: Annotated[int, Field(ge=1)] | None = None
 
 
+class RenewableQuotaChange(StrictModel):
+    kind: Literal["renewable_quota"]
+    quota: Id
+    share: Annotated[float, Field(ge=0, le=1, description="The quota's share; 0 removes it.")]
+    sites: list[Id] | None = Field(default=None, description="A new quota's sites (an existing one keeps its own).")
+
+
 Change = Annotated[
-    Union[AvailabilityChange, PriceChange, PowerCapChange, EnergyPriceChange, DemandChange],
+    Union[AvailabilityChange, PriceChange, PowerCapChange, EnergyPriceChange, DemandChange, RenewableQuotaChange],
     Field(discriminator="kind")
 ]
 
@@ -201,6 +210,17 @@ def _check_change(path: str, change, instance: Instance) -> list[FieldError]:
         if change.workload is not None and change.workload not in {w.id for w in instance.workloads}:
             errors.append(FieldError(f"{path}.workload", f"unknown workload {change.workload!r}"))
         errors += _check_hours(path, change, instance)
+    elif isinstance(change, RenewableQuotaChange):
+        known = {quota.id for quota in instance.renewable_quotas}
+        if change.quota not in known and not change.sites:
+            errors.append(FieldError(f"{path}.sites", f"{change.quota!r} is not a quota of {instance.name}",
+                                     "give the new quota's sites, or name one of: " + (", ".join(sorted(known)) or "none")))
+        if change.quota in known and change.sites is not None:
+            errors.append(FieldError(f"{path}.sites", f"quota {change.quota!r} exists: its sites are the instance's",
+                                     "leave sites out, or give the new quota another id"))
+        for k, site_id in enumerate(change.sites or ()):
+            if site_id not in {site.id for site in instance.sites}:
+                errors.append(FieldError(f"{path}.sites[{k}]", f"unknown site {site_id!r}"))
     return errors
 
 
@@ -250,4 +270,13 @@ def apply_scenario(instance: Instance, scenario: Scenario) -> Instance:
                     )
                 else:
                     workload["work_eflop"] *= change.scale
+        elif isinstance(change, RenewableQuotaChange):
+            quotas = data.setdefault("renewable_quotas", [])
+            quota = next((q for q in quotas if q["id"] == change.quota), None)
+            if quota is None and change.share > 0:
+                quotas.append({"id": change.quota, "sites": list(change.sites or ()), "share": change.share})
+            elif quota is not None and change.share > 0:
+                quota["share"] = change.share
+            elif quota is not None:
+                quotas.remove(quota)
     return instance_from_data(data, source=f"{instance.name} under scenario {scenario.name}")

@@ -40,6 +40,7 @@ MAX_PUE = 5.0
 MAX_CHIPS = 100_000_000  # in one pool, block, run or gang
 MAX_PFLOPS = 1e9  # one service's demand in one hour
 MAX_EFLOP = 1e12  # one training run's work
+MAX_CARBON_KG_PER_MWH = 5_000.0  # lignite is about 1,100
 #: Longest horizon: ten years of hours.  (The model's size is bounded too: see validate.py.)
 MAX_HOURS = 87_840
 
@@ -117,6 +118,7 @@ def _hourly(limit: float):
 HourlyPowerMw = _hourly(MAX_SITE_POWER_MW)
 HourlyUsdPerMwh = _hourly(MAX_USD)
 HourlyPflops = _hourly(MAX_PFLOPS)
+HourlyKgPerMwh = _hourly(MAX_CARBON_KG_PER_MWH)
 HourlyChips = Annotated[
     Union[int, tuple[int, ...]],
     PlainValidator(_hourly_chips),
@@ -166,7 +168,26 @@ class Site(StrictModel):
         default=0.0,
         description="Energy price, USD per MWh drawn (number or hourly list); 0 where the chip price includes power.",
     )
+    renewable_mw: HourlyPowerMw | None = Field(
+        default=None,
+        description=("Renewable supply the site may use in each hour, MW (on-site or contracted; number or hourly "
+                     "list); what the site draws beyond it comes from the grid. null: none."),
+    )
+    renewable_usd_per_mwh: Usd = Field(
+        default=0.0, description="Price of the renewable energy used, USD per MWh (in place of energy_usd_per_mwh).")
+    grid_carbon_kg_per_mwh: HourlyKgPerMwh | None = Field(
+        default=None, description="Carbon intensity of grid energy, kg CO2 per MWh (number or hourly list); null: not stated.")
+    rec_usd_per_mwh: Usd | None = Field(
+        default=None,
+        description="Price of renewable energy certificates, USD per MWh of grid energy they count as renewable "
+                    "toward a quota; null: none can be bought.")
     description: str | None = None
+
+
+#: Site fields that an instance written before them leaves out: absent and default are one
+#: instance, so their defaults stay out of the fingerprint (Instance.sha256).
+SITE_ENERGY_DEFAULTS = {"renewable_mw": None, "renewable_usd_per_mwh": 0.0, "grid_carbon_kg_per_mwh": None,
+                        "rec_usd_per_mwh": None}
 
 
 class Pool(StrictModel):
@@ -360,6 +381,17 @@ class Contract(StrictModel):
     description: str | None = None
 
 
+class RenewableQuota(StrictModel):
+    """A share of the listed sites' facility energy over the horizon that must be renewable:
+    renewable energy used + certificates bought >= share x facility energy."""
+
+    id: Id
+    sites: list[Id] = Field(min_length=1, description="Sites whose energy the quota counts together.")
+    share: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        description="Least renewable share of the sites' facility energy, in (0, 1].")
+    description: str | None = None
+
+
 class Instance(StrictModel):
     """A planning problem: chips, sites, pools of chips and the workloads to serve."""
 
@@ -376,18 +408,27 @@ class Instance(StrictModel):
     capacity_blocks: list[CapacityBlockOffer] = Field(default_factory=list)
     commitments: list[Commitment] = Field(default_factory=list)
     contracts: list[Contract] = Field(default_factory=list)
+    renewable_quotas: list[RenewableQuota] = Field(default_factory=list)
+    carbon_usd_per_t: Usd | None = Field(
+        default=None, description="Price put on each tonne of CO2 from grid energy (a cost term); null: not priced.")
 
     def sha256(self) -> str:
         """The instance's fingerprint: sha256 of its canonical form (every field, defaults
         filled in, keys sorted), so two files that mean the same instance have the same one.
         A plan's summary.json carries it, and the checker refuses a plan made for another."""
         data = self.model_dump(mode="json")
-        for key in INSTRUMENT_LISTS:  # absent and empty are one instance (fingerprints from before them hold)
+        for key in OPTIONAL_LISTS:  # absent and empty are one instance (fingerprints from before them hold)
             if not data[key]:
                 del data[key]
+        if data["carbon_usd_per_t"] is None:
+            del data["carbon_usd_per_t"]
+        for site in data["sites"]:
+            for key, default in SITE_ENERGY_DEFAULTS.items():
+                if site[key] == default:
+                    del site[key]
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-#: The instance's optional lists of procurement instruments.
-INSTRUMENT_LISTS = ("capacity_blocks", "commitments", "contracts")
+#: The instance's optional lists (procurement instruments, renewable quotas).
+OPTIONAL_LISTS = ("capacity_blocks", "commitments", "contracts", "renewable_quotas")

@@ -75,6 +75,11 @@ def check_instance(instance: Instance) -> list[FieldError]:
         if site.power_cap_mw is not None:
             check_length(f"{path}.power_cap_mw", site.power_cap_mw, "cap")
         check_length(f"{path}.energy_usd_per_mwh", site.energy_usd_per_mwh, "price")
+        if site.renewable_mw is not None:
+            check_length(f"{path}.renewable_mw", site.renewable_mw, "supply")
+        if site.grid_carbon_kg_per_mwh is not None:
+            check_length(f"{path}.grid_carbon_kg_per_mwh", site.grid_carbon_kg_per_mwh, "intensity")
+    errors += _quota_problems(instance, sites)
 
     for pool, path in zip(instance.pools, pool_paths):
         if pool.site not in sites:
@@ -149,6 +154,33 @@ def check_instance(instance: Instance) -> list[FieldError]:
     if errors:
         return errors
     errors += _impossible_hard_demand(instance, workload_paths)
+    return errors
+
+
+def _quota_problems(instance: Instance, sites: dict) -> list[FieldError]:
+    """Quota ids unique, their sites known, and each site in one quota at most (its renewable
+    energy and certificates count once)."""
+    errors: list[FieldError] = []
+    first_path: dict[str, str] = {}
+    quota_of_site: dict[str, str] = {}
+    for i, quota in enumerate(instance.renewable_quotas):
+        path = f"renewable_quotas[{i}]({quota.id})"
+        if quota.id in first_path:
+            errors.append(FieldError(f"{path}.id", f"duplicate id {quota.id!r} in renewable_quotas "
+                                     f"(first at {first_path[quota.id]})", "give each quota its own id"))
+        first_path.setdefault(quota.id, path)
+        for position, site_id in enumerate(quota.sites):
+            where = f"{path}.sites[{position}]"
+            if site_id not in sites:
+                errors.append(FieldError(where, f"unknown site {site_id!r}", f"use one of: {_known(sites)}"))
+            elif site_id in quota.sites[:position]:
+                errors.append(FieldError(where, f"site {site_id!r} is listed twice", "list each site once"))
+            elif site_id in quota_of_site:
+                errors.append(FieldError(where, f"site {site_id!r} is already in quota {quota_of_site[site_id]!r}",
+                                         "a site's renewable energy counts toward one quota: merge the quotas "
+                                         "or list the site in one"))
+            else:
+                quota_of_site[site_id] = quota.id
     return errors
 
 

@@ -18,18 +18,21 @@ from optimizer.model.linear import LinearModel, ModelBuilder
 
 def build_model(
     data: ModelData, *, elastic: bool = False, fixed_reserved_blocks: dict[int, int] | None = None,
-    slack_usd: float | None = None,
+    slack_usd: float | None = None, keep_implied_rows: bool = False,
 ) -> LinearModel:
     """The chipmix MILP.  ``elastic=True`` builds the diagnostic model: hard demand gets
     slack and the objective is the total slack alone (see :mod:`optimizer.plans.diagnose`), or,
     with ``slack_usd``, the usual costs plus ``slack_usd`` per unit of slack: a relaxation of the
     MILP that every purchase leaves feasible (a hedge's L-shaped cuts are read from it).
-    ``fixed_reserved_blocks`` (pool index -> blocks) holds reservations already bought."""
+    ``fixed_reserved_blocks`` (pool index -> blocks) holds reservations already bought.
+    ``keep_implied_rows`` keeps the rows a column's upper bound implies (pool capacity with one
+    eligible allocation): the same columns, and rows that carry every limit (plans/duals.py)."""
     i = data.instruments
     ids = {"workload": data.workload_ids, "pool": data.pool_ids, "site": data.site_ids, "chip": data.chip_ids,
-           "offer": i.offer_ids, "commitment": i.commitment_ids, "contract": i.contract_ids}
+           "offer": i.offer_ids, "commitment": i.commitment_ids, "contract": i.contract_ids,
+           "quota": data.energy.quota_ids}
     ctx = BuildContext(data=data, builder=ModelBuilder(ids), elastic=elastic,
-                       fixed_reserved_blocks=fixed_reserved_blocks)
+                       fixed_reserved_blocks=fixed_reserved_blocks, keep_implied_rows=keep_implied_rows)
     for family in FAMILIES:
         family.add_variables(ctx)
     if elastic:

@@ -15,18 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from optimizer.input.schema import InferenceWorkload, Instance
+from optimizer.model.energy import EnergyData, build_energy_data
 from optimizer.model.instruments import InstrumentData, block_reachable, build_instrument_data
-from optimizer.units import EFLOP_PER_TFLOPS_HOUR, gang_duration_hours
+from optimizer.units import gang_duration_hours, hourly_array
 
 __all__ = ["ModelData", "build_model_data"]
-
-
-def _hourly(value: float | int | tuple | None, hours: int, missing: float = np.nan) -> np.ndarray:
-    if value is None:
-        return np.full(hours, missing)
-    if isinstance(value, tuple):
-        return np.asarray(value, dtype=float)
-    return np.full(hours, float(value))
 
 
 @dataclass(frozen=True)
@@ -88,6 +81,8 @@ class ModelData:
 
     #: Capacity-block offers, commitments and contracts (model/instruments.py).
     instruments: InstrumentData = None  # type: ignore[assignment]  (always set by build_model_data)
+    #: Renewable supply, grid carbon, certificates and quotas (model/energy.py).
+    energy: EnergyData = None  # type: ignore[assignment]  (always set by build_model_data)
 
     @property
     def n_alloc(self) -> int:
@@ -129,15 +124,15 @@ def build_model_data(instance: Instance) -> ModelData:
     chip_power = np.array([chip.power_kw for chip in instance.chips])
 
     site_cap_kw = np.vstack(
-        [_hourly(site.power_cap_mw, hours, missing=np.inf) * 1000.0 for site in instance.sites]
+        [hourly_array(site.power_cap_mw, hours, missing=np.inf) * 1000.0 for site in instance.sites]
     )
-    site_energy = np.vstack([_hourly(site.energy_usd_per_mwh, hours) / 1000.0 for site in instance.sites])
+    site_energy = np.vstack([hourly_array(site.energy_usd_per_mwh, hours) / 1000.0 for site in instance.sites])
 
     pools = instance.pools
     pool_site = np.array([site_index[pool.site] for pool in pools], dtype=np.int64)
     pool_chip = np.array([chip_index[pool.chip] for pool in pools], dtype=np.int64)
     pool_block = np.array([pool.block for pool in pools], dtype=np.int64)
-    pool_available_chips = np.vstack([_hourly(pool.available, hours) for pool in pools]).astype(np.int64)
+    pool_available_chips = np.vstack([hourly_array(pool.available, hours) for pool in pools]).astype(np.int64)
     pool_available_blocks = pool_available_chips // pool_block[:, None]
     instruments = build_instrument_data(instance)
     # A capacity_block pool's chips are usable only where its offers' blocks could cover them.
@@ -165,7 +160,7 @@ def build_model_data(instance: Instance) -> ModelData:
     active_hours: list[np.ndarray] = []
     for w, workload in enumerate(workloads):
         if isinstance(workload, InferenceWorkload):
-            demand[w] = _hourly(workload.demand_pflops, hours)
+            demand[w] = hourly_array(workload.demand_pflops, hours)
             if workload.unmet_usd_per_pflops_hour is not None:
                 unmet_price[w] = workload.unmet_usd_per_pflops_hour
             active_hours.append(np.nonzero(demand[w] > 0)[0])
@@ -266,7 +261,7 @@ def build_model_data(instance: Instance) -> ModelData:
         training_single_site=single_site,
         training_min_chips=min_chips,
         restart_usd_per_chip=restart_price,
-        pool_fixed_usd=np.array([(pool.fixed_usd_per_chip_hour or 0.0) * float(np.sum(_hourly(pool.available, hours)))
+        pool_fixed_usd=np.array([(pool.fixed_usd_per_chip_hour or 0.0) * float(np.sum(hourly_array(pool.available, hours)))
                                  for pool in pools]),
         alloc_workload=alloc[0],
         alloc_pool=alloc[1],
@@ -281,6 +276,7 @@ def build_model_data(instance: Instance) -> ModelData:
         gang_blocks=gang[4],
         gang_rate_tflops=gang[5],
         instruments=instruments,
+        energy=build_energy_data(instance),
     )
 
 

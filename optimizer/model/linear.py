@@ -40,6 +40,8 @@ class Family:
     decision: bool = False  # a continuous decision (never settled; see families.base.Variable)
     purchase: bool = False  # a first-stage purchase (see families.base.Variable)
     cost_terms: tuple[tuple[str, np.ndarray], ...] = ()  # (cost key, USD per unit of each column)
+    dual_lp: str = "hold"  # columns: how the shadow-price LP treats them (see families.base.Variable)
+    cpsat_refusal: str = ""  # rows: why CP-SAT cannot take them exactly ("" = it can; see families.base.Rows)
 
     @property
     def slice(self) -> slice:
@@ -269,6 +271,7 @@ class ModelBuilder:
         covered_by: str | None = None,
         decision: bool = False,
         purchase: bool = False,
+        dual_lp: str = "hold",
         cost_terms: dict[str, np.ndarray | float] | None = None,
     ) -> Family:
         """Columns; ``cost`` is each column's objective coefficient, ``cost_terms`` how it splits
@@ -277,7 +280,7 @@ class ModelBuilder:
         terms = tuple((key, np.broadcast_to(np.asarray(v, dtype=float), (size,))) for key, v in (cost_terms or {}).items())
         fam = Family(name, dims, tuple(np.asarray(c) for c in coords), self._n_cols, size, hourly=hourly,
                      elastic=elastic, covered_by=covered_by, decision=decision, purchase=purchase,
-                     cost_terms=terms)
+                     dual_lp=dual_lp, cost_terms=terms)
         self._cols.append(
             tuple(np.broadcast_to(np.asarray(v, dtype=float), (size,)) for v in (lower, upper, cost))
             + (np.full(size, integer),)
@@ -298,10 +301,12 @@ class ModelBuilder:
         lower: np.ndarray | float,
         upper: np.ndarray | float,
         sense: str = "",
+        cpsat_refusal: str = "",
     ) -> Family:
         """Rows ``lower <= sum(vals * x[cols]) <= upper``; ``rows`` are 0-based within the family."""
         size = len(coords[0]) if coords else 1
-        fam = Family(name, dims, tuple(np.asarray(c) for c in coords), self._n_rows, size, sense=sense)
+        fam = Family(name, dims, tuple(np.asarray(c) for c in coords), self._n_rows, size, sense=sense,
+                     cpsat_refusal=cpsat_refusal)
         self._rows.append(
             tuple(np.broadcast_to(np.asarray(v, dtype=float), (size,)) for v in (lower, upper))
         )

@@ -16,6 +16,7 @@ import pandas as pd
 from optimizer.input.schema import Instance
 from optimizer.model.data import ModelData
 from optimizer.model.families import cost_terms
+from optimizer.plans.energy import EnergySplit, cheapest_split, energy_costs, energy_summary, energy_table, facility_mwh
 from optimizer.plans.instruments import (
     Bought, applied_coverage, block_fees, commitment_fees, contract_shortfalls, covered_usd_by_pool, coverage_table, purchase_table,
 )
@@ -83,6 +84,7 @@ def account_plan(
     gang_started: np.ndarray | None = None,
     model_costs: dict[str, float] | None = None,
     bought: Bought | None = None,
+    energy_split: EnergySplit | None = None,
 ) -> None:
     """Fill the plan's frames, costs and unmet demand from whole chips per eligible allocation.
 
@@ -161,6 +163,11 @@ def account_plan(
     energy = float(
         np.sum(chips * data.pool_chip_power_kw[pool] * data.site_energy_usd_per_kwh[data.pool_site[pool], hour])
     )
+    facility = facility_mwh(data, pool, hour, chips)
+    plan.energy = energy_table(data, facility, energy_split or cheapest_split(data, facility))
+    plan.energy_summary = energy_summary(data, plan.energy)
+    split_costs = energy_costs(data, plan.energy)
+    energy += split_costs["energy_delta"]
     penalty = float(
         np.sum(unmet.sum(axis=1) * np.nan_to_num(data.unmet_usd_per_pflops_hour))
         + np.sum(short * np.nan_to_num(data.short_usd_per_eflop))
@@ -170,7 +177,8 @@ def account_plan(
     base = {"usage": usage, "reserved": reserved, "energy": energy, "penalty": penalty,
             "blocks": float(block_fees(data, bought).sum()), "commitments": float(commitment_fees(data, bought).sum()),
             "contract_shortfall": float(shortfalls.sum()), "restarts": restart_usd(data, workload, hour, chips),
-            "fixed": float(data.pool_fixed_usd.sum())}
+            "fixed": float(data.pool_fixed_usd.sum()), "certificates": split_costs["certificates"],
+            "carbon": split_costs["carbon"]}
     costs = {term.key: base[term.key] if term.key in base else float((model_costs or {}).get(term.key, 0.0))
              for term in COST_TERMS}
     costs["total"] = sum(costs.values())  # added in COST_TERMS order, the base terms first

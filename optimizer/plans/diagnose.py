@@ -64,7 +64,8 @@ def diagnose_infeasibility(
     values = result.values
     workload_index = {w: i for i, w in enumerate(data.workload_ids)}
     shortfalls = [s for family in FAMILIES for s in family.shortfalls(data, model, values)]
-    shortfalls.sort(key=lambda s: workload_index[s.workload])
+    # Workloads in file order, then what is not a workload (a quota), in family order.
+    shortfalls.sort(key=lambda s: workload_index.get(s.workload, len(workload_index)))
     pool_hours = _pool_hours_short_demand_could_use(data, shortfalls)
     full = [b for family in FAMILIES for b in family.full(data, model, values, pool_hours)]
     full.sort(key=lambda b: (BINDING_ORDER.index(b.dim), b.index))

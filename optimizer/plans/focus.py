@@ -24,11 +24,14 @@ pricing maps to FOCUS:
   what the level did not cover is an ``Unused`` row.
 - a take-or-pay contract's shortfall is an ``Adjustment`` row in the last period.
 - energy (chip power x PUE at the site's price) is chipmix's own term, in ``x_EnergyUsd`` and
-  ``x_EnergyMwh`` on the usage rows; unmet-demand penalties are not charges and are left out.
+  ``x_EnergyMwh`` on the usage rows, all of it at the grid price: where a site uses renewable
+  energy at its own price, the difference (and certificates, and a carbon price) is in the plan's
+  energy.csv and cost breakdown, not here (none is a provider's charge); unmet-demand penalties
+  are not charges and are left out.
 
 So the sums of ``BilledCost`` and of ``EffectiveCost`` are both the plan's compute bill: every
-cost term but energy, penalty, restarts (a price on churn, not a charge) and fixed (an owned
-campus's own capital and hosting, not a provider's charge).
+cost term but energy, penalty, restarts (a price on churn, not a charge), fixed (an owned
+campus's own capital and hosting, not a provider's charge), certificates and carbon.
 
 Charge periods start at the instance's ``start`` (UTC); an instance without one starts at
 1970-01-01T00:00:00Z, and ``x_HourIndex`` gives the plan's own hour either way.

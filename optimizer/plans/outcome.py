@@ -57,7 +57,7 @@ class Outcome:
 def check_plan_tables(instance: Instance, plan: Plan, name: str = "plan") -> CheckReport:
     """The independent checker on a plan in memory: the tables ``plan.write`` would write."""
     return check_tables(instance, plan.allocations[ALLOCATION_COLUMNS], plan.reservations[RESERVATION_COLUMNS],
-                        plan.summary(), name=name, purchases=plan.purchases, coverage=plan.coverage)
+                        plan.summary(), name=name, purchases=plan.purchases, coverage=plan.coverage, energy=plan.energy)
 
 
 def run_solve(instance: Instance, options: SolveOptions | None = None, *, source: str | None = None,

@@ -7,8 +7,11 @@
 - ``purchases.csv``: ``instrument,kind,start_hour,quantity,unit,usd``, one row per capacity-block
   purchase, per commitment (its level, 0 if none) and per contract (its shortfall);
 - ``coverage.csv``: ``hour,pool,commitment,chips``, the chips each commitment paid for;
+- ``energy.csv``: ``site,hour,facility_mwh,renewable_mwh,certificates_mwh,grid_mwh,carbon_t``, one
+  row per site and hour the plan draws energy in (carbon_t empty where the site states no intensity);
 - ``summary.json``: exactly the keys of :data:`SUMMARY_KEYS`;
 
+with ``--duals`` also ``duals.csv`` (``family,index,hour,value,unit``: plans/duals.py);
 and, beside them, ``unmet.csv`` (``workload,hour,unmet_pflops``), ``shortfall.csv``
 (``workload,short_eflop``) and ``details.json`` (model size, solver's words, options).
 Files are written to a folder beside the target, which then takes its place in one step, so a
@@ -28,6 +31,7 @@ import pandas as pd
 from optimizer.errors import ChipmixError
 from optimizer.files import replace_folder, staging_folder
 from optimizer.plans.accounting import COST_KEYS
+from optimizer.plans.energy import ENERGY_COLUMNS
 from optimizer.plans.instruments import COVERAGE_COLUMNS, PURCHASE_COLUMNS
 from optimizer.solvers.result import SolveStatus
 
@@ -43,13 +47,14 @@ SUMMARY_KEYS = (
     "cost_usd",
     "unmet_pflops_hours",
     "short_eflop",
+    "energy",
     "time_to_first_plan_s",
     "time_to_1pct_s",
 )
 ALLOCATION_COLUMNS = ["hour", "workload", "pool", "chips"]
 RESERVATION_COLUMNS = ["pool", "chips"]
-PLAN_FILES = ("allocations.csv", "reservations.csv", "purchases.csv", "coverage.csv", "summary.json", "unmet.csv",
-              "shortfall.csv", "details.json")
+PLAN_FILES = ("allocations.csv", "reservations.csv", "purchases.csv", "coverage.csv", "energy.csv", "summary.json",
+              "unmet.csv", "shortfall.csv", "details.json")
 
 
 def _json_number(value: float | None) -> float | str | None:
@@ -78,6 +83,10 @@ class Plan:
     coverage: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COVERAGE_COLUMNS))
     unmet: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["workload", "hour", "unmet_pflops"]))
     shortfall: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["workload", "short_eflop"]))
+    energy: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ENERGY_COLUMNS))
+    #: summary.json's ``energy`` block (plans/energy.py: energy_summary)
+    energy_summary: dict[str, Any] = field(default_factory=dict)
+    duals: pd.DataFrame | None = None  # shadow prices (plans/duals.py), when asked for
     cost_usd: dict[str, float] = field(default_factory=dict)
     unmet_pflops_hours: float = 0.0
     short_eflop: float = 0.0
@@ -109,6 +118,7 @@ class Plan:
             "cost_usd": {key: float(self.cost_usd.get(key, 0.0)) for key in COST_KEYS},
             "unmet_pflops_hours": float(self.unmet_pflops_hours),
             "short_eflop": float(self.short_eflop),
+            "energy": self.energy_summary,
             "time_to_first_plan_s": _json_number(self.time_to_first_plan_s),
             "time_to_1pct_s": _json_number(self.time_to_1pct_s),
         }
@@ -127,11 +137,15 @@ class Plan:
             # Written exactly (repr), so the checker recomputes fees and coverage from the same numbers.
             self.purchases[PURCHASE_COLUMNS].to_csv(staging / "purchases.csv", index=False)
             self.coverage[COVERAGE_COLUMNS].to_csv(staging / "coverage.csv", index=False)
+            # Written exactly (repr), so the checker recomputes prices and carbon from the same numbers.
+            self.energy[ENERGY_COLUMNS].to_csv(staging / "energy.csv", index=False)
+            if self.duals is not None:
+                self.duals.to_csv(staging / "duals.csv", index=False, float_format="%.10g")
             self.unmet.to_csv(staging / "unmet.csv", index=False, float_format="%.9g")
             self.shortfall.to_csv(staging / "shortfall.csv", index=False, float_format="%.9g")
             (staging / "summary.json").write_text(json.dumps(self.summary(), indent=2) + "\n")
             (staging / "details.json").write_text(json.dumps(self.details, indent=2, default=str) + "\n")
-            replace_folder(staging, directory)
+            replace_folder(staging, directory, drop=("duals.csv",))  # no stale shadow prices of an earlier solve
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return directory

@@ -17,9 +17,11 @@ from optimizer.model.families.allocation import BLOCKS
 from optimizer.model.families.block_capacity import BLOCKS_BOUGHT
 from optimizer.model.families.commitment_cover import SPEND_COVERED, SPEND_LEVEL, USAGE_COVERED, USAGE_LEVEL
 from optimizer.model.families.gang import GANG_START
+from optimizer.model.families.renewable_quota import CERTIFICATE, RENEWABLE
 from optimizer.model.families.reserved_capacity import RESERVED_BLOCKS
 from optimizer.model.linear import LinearModel
 from optimizer.plans.accounting import account_plan
+from optimizer.plans.energy import EnergySplit, split_from_values
 from optimizer.plans.instruments import Bought
 from optimizer.plans.plan import Plan
 from optimizer.solvers.backends import SolverError, get_backend
@@ -113,6 +115,16 @@ def solve(
     )
     if result.status.has_plan:
         _fill_plan(plan, data, model, result)
+        if options.duals:
+            from optimizer.plans.duals import shadow_prices
+
+            started = time.perf_counter()
+            duals = shadow_prices(data, model, result.values, fixed_reserved_blocks=fixed)
+            plan.duals = duals.table
+            plan.details["duals"] = {
+                "method": "LP with the plan's purchases and run structure held, allocations relaxed",
+                "lp_objective_usd": duals.lp_objective_usd, "plan_objective_usd": duals.plan_objective_usd,
+                "seconds": round(time.perf_counter() - started, 3)}
     elif result.status.value == "infeasible" and options.diagnose_infeasible:
         from optimizer.plans.diagnose import diagnose_infeasibility
 
@@ -190,7 +202,17 @@ def _fill_plan(plan: Plan, data: ModelData, model: LinearModel, result: SolveRes
     plan.first_stage = first_stage(model, values)
     plan.details["first_stage"] = plan.first_stage
     account_plan(plan, data, chips, reserved_chips, gang_started=started, model_costs=model_costs,
-                 bought=_bought(data, model, values))
+                 bought=_bought(data, model, values), energy_split=_energy_split(data, model, values))
+
+
+def _energy_split(data: ModelData, model: LinearModel, values: np.ndarray) -> EnergySplit:
+    """The renewable energy and certificates the solver chose (decisions, kept as chosen)."""
+    parts = []
+    for var in (RENEWABLE, CERTIFICATE):
+        fam = model.variables.get(var.name)
+        parts.append((fam.coords[0], fam.coords[1], values[fam.slice]) if fam is not None and fam.size
+                     else (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)))
+    return split_from_values(data, *parts)
 
 
 def _bought(data: ModelData, model: LinearModel, values: np.ndarray) -> Bought:

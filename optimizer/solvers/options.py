@@ -56,6 +56,11 @@ class SolveOptions(BaseModel):
         description="Solver seed; same seed and options give the same plan.",
     )
     verbose: bool = Field(default=False, description="Show the solver's own log.")
+    duals: bool = Field(
+        default=False,
+        description=("Also compute shadow prices (duals.csv): the LP with the plan's purchases and run structure "
+                     "held and its allocations relaxed (plans/duals.py)."),
+    )
     diagnose_infeasible: bool = Field(
         default=True, description="On infeasibility, re-solve with elastic slack to name the short workloads and hours."
     )

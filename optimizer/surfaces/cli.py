@@ -75,6 +75,20 @@ def _summary_table(plan) -> Table:
         table.add_row(f"cost {key} (USD)", _money(plan.cost_usd.get(key)))
     table.add_row("unmet inference (PFLOP/s-hours)", f"{plan.unmet_pflops_hours:,.4g}")
     table.add_row("training shortfall (EFLOP)", f"{plan.short_eflop:,.4g}")
+    energy = plan.energy_summary
+    if energy:
+        table.add_row("facility energy (MWh)", f"{energy['facility_mwh']:,.6g}")
+        if energy["renewable_mwh"] or energy["certificates_mwh"] or energy["quotas"]:
+            table.add_row("renewable / certificates (MWh)",
+                          f"{energy['renewable_mwh']:,.6g} / {energy['certificates_mwh']:,.6g}")
+        for quota, entry in energy["quotas"].items():
+            achieved = "-" if entry["achieved_share"] is None else f"{entry['achieved_share']:.2%}"
+            table.add_row(f"quota {quota} (renewable share)", f"{achieved} (at least {entry['share']:.0%})")
+        unstated = energy["sites_without_carbon_intensity"]
+        carbon = f"{energy['carbon_t']:,.6g}"
+        if energy["carbon_t_by_site"] and unstated:
+            carbon += f" ({len(unstated)} site(s) state no intensity)"
+        table.add_row("carbon (tCO2)", carbon if energy["carbon_t_by_site"] else "- (no site states an intensity)")
     table.add_row("solve time (s)", f"{plan.solve_seconds:.2f}")
     first, one_pct = plan.time_to_first_plan_s, plan.time_to_1pct_s
     table.add_row("first plan / within 1% (s)", f"{'-' if first is None else f'{first:.2f}'} / "
@@ -140,11 +154,15 @@ def solve(
     write_model: Annotated[
         Optional[Path], typer.Option("--write-model", help="Also write the model as .lp or .mps with its names.")
     ] = None,
+    duals: Annotated[
+        bool, typer.Option("--duals", help="Also write duals.csv: shadow prices of power caps, pools, demand and "
+                           "quotas (the LP with the plan's purchases and run structure held; docs/formulation.md).")
+    ] = False,
 ) -> None:
     """Solve an instance and write allocations.csv, reservations.csv and summary.json."""
     from optimizer.plans.outcome import run_solve
 
-    options = _solve_options(engine, time_limit, gap, threads, seed, verbose, method)
+    options = _solve_options(engine, time_limit, gap, threads, seed, verbose, method, duals)
     loaded = _load(instance)
     if write_model is not None:
         _write_model(loaded, write_model)
@@ -163,6 +181,14 @@ def solve(
     out.print(_summary_table(plan))
     for table in _purchase_tables(loaded, plan):
         out.print(table)
+    if plan.duals is not None:
+        from optimizer.plans.duals import binding_sentences
+
+        sentences = binding_sentences(plan.duals)
+        out.print("what binds (shadow prices, duals.csv):" if sentences else "no row binds (every shadow price is 0)",
+                  markup=False, highlight=False)
+        for sentence in sentences:
+            out.print(f"  {sentence}", markup=False, highlight=False)
     if outcome.warning:
         err.print(outcome.warning, markup=False)
     out.print(f"plan written to {target}", markup=False, highlight=False)
@@ -315,7 +341,7 @@ def schema(
 
 
 def _solve_options(engine: str, time_limit, gap: float, threads, seed: int = 0, verbose: bool = False,
-                   method: str = "direct"):
+                   method: str = "direct", duals: bool = False):
     """SolveOptions from the command line's flags; exit 2 naming the flag otherwise."""
     from optimizer.solvers.options import solve_options
 
@@ -323,7 +349,7 @@ def _solve_options(engine: str, time_limit, gap: float, threads, seed: int = 0, 
              "threads": "--threads", "random_seed": "--seed"}
     try:
         return solve_options(engine=engine, method=method, time_limit_s=time_limit, mip_rel_gap=gap, threads=threads,
-                             random_seed=seed, verbose=verbose)
+                             random_seed=seed, verbose=verbose, duals=duals)
     except InputError as exc:
         _fail("\n".join(f"{flags.get(e.path, e.path)} ({e.path}): {e.reason}" for e in exc.errors), EXIT_INPUT)
 

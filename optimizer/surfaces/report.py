@@ -30,6 +30,7 @@ import pandas as pd
 from optimizer.plans.checker import check_plan, require_plan_of
 from optimizer.errors import FieldError, InputError
 from optimizer.plans.accounting import COST_KEYS, unit_economics
+from optimizer.plans.energy import ENERGY_COLUMNS
 from optimizer.plans.instruments import COVERAGE_COLUMNS, PURCHASE_COLUMNS, commitment_utilisation
 from optimizer.input.schema import Instance
 
@@ -63,6 +64,11 @@ class ReportTables:
     reservations: pd.DataFrame = field(default_factory=pd.DataFrame)  # reservations.csv
     #: chips per (workload, pool) pair and hour: index "workload @ pool" (most chip-hours first), columns hours
     workload_pool_chips: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: per site: facility, renewable, certificates, grid MWh and tCO2 (energy.csv summed)
+    energy_by_site: pd.DataFrame = field(default_factory=pd.DataFrame)
+    quotas: pd.DataFrame = field(default_factory=pd.DataFrame)  # quota, share, achieved_share, facility_mwh
+    #: duals.csv (plans/duals.py) when the plan was solved with --duals
+    duals: pd.DataFrame | None = None
 
     def times(self, hours) -> Any:
         """x values for hour numbers: UTC times when the instance has a start, else the hours."""
@@ -96,6 +102,8 @@ def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Pa
     shortfall = _read(plan_dir, "shortfall.csv")
     purchases = _read(plan_dir, "purchases.csv", PURCHASE_COLUMNS)
     coverage = _read(plan_dir, "coverage.csv", COVERAGE_COLUMNS)
+    energy = _read(plan_dir, "energy.csv", ENERGY_COLUMNS)
+    duals = _read(plan_dir, "duals.csv") if (plan_dir / "duals.csv").exists() else None
     report = check_plan(instance, plan_dir)
 
     hours = instance.hours
@@ -153,6 +161,16 @@ def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Pa
         else:
             cost["contract shortfall"] += float(row.usd) / hours
     cost["energy"] = alloc.groupby("hour").energy_usd.sum().reindex(every_hour, fill_value=0.0)
+    # Renewable energy at its own price instead of the grid's; certificates and priced carbon in
+    # the hour they count for.
+    cost["certificates"] = cost["carbon"] = 0.0
+    carbon_price = instance.carbon_usd_per_t or 0.0
+    for row in energy.itertuples():
+        site, hour = sites[row.site], int(row.hour)
+        cost.loc[hour, "energy"] += row.renewable_mwh * (site.renewable_usd_per_mwh - energy_price[row.site][hour])
+        cost.loc[hour, "certificates"] += row.certificates_mwh * (site.rec_usd_per_mwh or 0.0)
+        if not pd.isna(row.carbon_t):
+            cost.loc[hour, "carbon"] += row.carbon_t * carbon_price
     if len(unmet):
         price = {w.id: getattr(w, "unmet_usd_per_pflops_hour", None) or 0.0 for w in instance.workloads}
         penalty = unmet.assign(usd=[u * price[w] for w, u in zip(unmet.workload, unmet.unmet_pflops)])
@@ -228,12 +246,23 @@ def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Pa
             index="pair", columns="hour", values="chips", aggfunc="sum", fill_value=0).reindex(columns=every_hour,
                                                                                               fill_value=0)
         pairs = pairs.loc[pairs.sum(axis=1).sort_values(ascending=False, kind="stable").index]
+    energy_summary = summary.get("energy") or {}
+    headline["carbon_t"] = energy_summary.get("carbon_t") if energy_summary.get("carbon_t_by_site") else None
+    headline["renewable_share"] = ((energy_summary.get("renewable_mwh", 0.0) / energy_summary["facility_mwh"])
+                                   if energy_summary.get("facility_mwh") else None)
+    by_site = energy.groupby("site", sort=False)[["facility_mwh", "renewable_mwh", "certificates_mwh", "grid_mwh"]].sum()
+    if len(by_site):
+        stated = energy.dropna(subset=["carbon_t"]).groupby("site", sort=False).carbon_t.sum()
+        by_site["carbon_t"] = stated.reindex(by_site.index)
+    quotas = pd.DataFrame([{"quota": q, "sites": ", ".join(next(x.sites for x in instance.renewable_quotas if x.id == q)),
+                            **entry} for q, entry in energy_summary.get("quotas", {}).items()])
     return ReportTables(instance.name, headline, stacked("vendor"), stacked("cloud"), cost_per_day, site_power,
                         utilisation, unmet_table, lockin, purchases=purchases,
                         commitment_use=commitment_utilisation(instance, purchases, coverage), violations=report.violations,
                         start=instance.start, allocations=alloc.drop(columns=["draw_mw", "energy_usd", "usage_usd"],
                                                                      errors="ignore"),
-                        reservations=reservations, workload_pool_chips=pairs)
+                        reservations=reservations, workload_pool_chips=pairs,
+                        energy_by_site=by_site.reset_index(), quotas=quotas, duals=duals)
 
 
 def _read_lockin(path: str | Path) -> pd.DataFrame:
@@ -409,6 +438,23 @@ def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
         _time_axis(ax, tables, hours)
         save(fig, "workload_pool")
 
+    for name, families, dim, unit in (("duals_site", ("site_power",), "site", "USD per MW-hour"),
+                                      ("duals_pool", ("pool_capacity", "reserved_capacity"), "pool", "USD per chip-hour")):
+        grid = dual_grid(tables.duals, families, tables.headline["hours"])
+        if grid is None:
+            continue
+        shown = grid.iloc[:HEATMAP_ROWS]
+        fig, ax = plt.subplots(figsize=(9, 0.22 * len(shown) + 1.6))
+        hours = tables.headline["hours"]
+        mesh = ax.pcolormesh(tables.times(range(hours + 1)), range(len(shown) + 1), shown.to_numpy(dtype=float),
+                             cmap="magma_r", shading="flat")
+        ax.set_yticks([i + 0.5 for i in range(len(shown))], labels=list(shown.index), fontsize=7)
+        ax.invert_yaxis()
+        fig.colorbar(mesh, ax=ax, label=unit, pad=0.01)
+        ax.set(title=f"Shadow prices per {dim} and hour ({unit}; 0: not binding)")
+        _time_axis(ax, tables, hours)
+        save(fig, name, {"rows": list(shown.index), "max_value": float(shown.to_numpy().max())})
+
     use = tables.commitment_use
     use = use[use.level > 0] if len(use) else use  # a commitment at level 0 has nothing to show
     if len(use):
@@ -445,6 +491,20 @@ def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
         save(fig, "lockin")
     return files
+
+
+def dual_grid(duals: pd.DataFrame | None, families: tuple[str, ...], hours: int) -> pd.DataFrame | None:
+    """Shadow prices of the row families as index x hour (the largest rows first), or None when
+    there are none or none binds."""
+    if duals is None:
+        return None
+    rows = duals[duals.family.isin(families) & duals.hour.notna()]
+    if not len(rows) or not (rows.value > 0).any():
+        return None
+    grid = rows.pivot_table(index="index", columns="hour", values="value", aggfunc="max", fill_value=0.0)
+    grid = grid.reindex(columns=range(hours), fill_value=0.0)
+    grid = grid[grid.max(axis=1) > 0]
+    return grid.loc[grid.sum(axis=1).sort_values(ascending=False, kind="stable").index]
 
 
 def _lockin_labels(frame: pd.DataFrame) -> list[str]:
@@ -516,7 +576,10 @@ def render_html(tables: ReportTables, charts: dict[str, Path]) -> str:
         ("status", f"{h['status']} ({h['engine']})"), ("gap to the bound", gap), ("total cost (USD)", _money(h["total_usd"])),
         ("USD per delivered EFLOP", _money(h["usd_per_delivered_eflop"])),
         ("unmet inference (PFLOP/s-h)", f"{h['unmet_pflops_hours']:,.4g}"),
-        ("training short (EFLOP)", f"{h['short_eflop']:,.4g}"), ("checker", h["checker"]),
+        ("training short (EFLOP)", f"{h['short_eflop']:,.4g}"),
+        ("carbon (tCO2)", "-" if h["carbon_t"] is None else f"{h['carbon_t']:,.4g}"),
+        ("renewable share", "-" if h["renewable_share"] is None else f"{h['renewable_share']:.1%}"),
+        ("checker", h["checker"]),
     ]
     breakdown = pd.DataFrame([{"term": k, "USD": h[f"{k}_usd"]} for k in COST_KEYS])
 
@@ -543,6 +606,11 @@ def render_html(tables: ReportTables, charts: dict[str, Path]) -> str:
         "<h2>Power at capped sites</h2>",
         figure("site_power", "Power drawn at each capped site against its cap") if tables.site_power
         else "<p>No site in this instance has a power cap.</p>",
+        "<h2>Energy and carbon</h2>",
+        "<p>Facility energy (chip power x PUE) per site: renewable energy used, certificates counted toward "
+        "a quota, grid energy and its tonnes of CO2 (location-based: certificates do not lower them; empty "
+        "where the site states no grid intensity).</p>", _table(tables.energy_by_site),
+        (_table(tables.quotas) if len(tables.quotas) else ""),
         "<h2>Pool utilisation</h2>", figure("pool_utilisation", "Utilisation of each pool"),
         _table(tables.pool_utilisation),
         "<h2>Unmet demand</h2>", figure("unmet", "Unmet demand per workload"), _table(tables.unmet),
@@ -558,6 +626,17 @@ def render_html(tables: ReportTables, charts: dict[str, Path]) -> str:
         per["utilisation"] = [row.mean_used / row.level if row.level > 0 else None for row in per.itertuples()]
         parts += ["<h2>Commitment use</h2>", figure("commitment_use", "Each commitment's used and unused level per hour"),
                   _table(per.reset_index())]
+    if tables.duals is not None:
+        from optimizer.plans.duals import binding_sentences
+
+        sentences = binding_sentences(tables.duals)
+        parts += ["<h2>Shadow prices</h2>",
+                  "<p>What one more unit of each limit is worth with the plan's purchases and run structure held "
+                  "(duals.csv; docs/formulation.md). Most valuable first:</p>",
+                  ("<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in sentences) + "</ul>") if sentences
+                  else "<p>No row binds: every shadow price is 0.</p>",
+                  figure("duals_site", "Shadow price of each site's power cap per hour") if "duals_site" in charts else "",
+                  figure("duals_pool", "Shadow price of each pool's chips per hour") if "duals_pool" in charts else ""]
     if tables.lockin is not None:
         parts += ["<h2>Lock-in: restricted plans</h2>", figure("lockin", "Multi-vendor against restricted plans' cost"),
                   "<p>Premiums are against the multi-vendor plan of the same scenario and view; a row marked "
@@ -651,6 +730,11 @@ def write_xlsx(tables: ReportTables, path: Path) -> list[str]:
     sheet("Purchases", tables.purchases)
     if len(tables.commitment_use):
         sheet("CommitmentUse", tables.commitment_use)
+    sheet("Energy", tables.energy_by_site)
+    if len(tables.quotas):
+        sheet("Quotas", tables.quotas)
+    if tables.duals is not None:
+        sheet("ShadowPrices", tables.duals)
 
     if tables.lockin is not None:
         data = tables.lockin[["plan", "total_usd"] + [c for c in tables.lockin.columns if c not in ("plan", "total_usd")]]

@@ -7,9 +7,9 @@ Adding a family: docs/architecture.md has the recipe.
 from __future__ import annotations
 
 from optimizer.model.families import (
-    allocation, block_capacity, commitment_cover, contract_minimum, gang, inference_demand, owned_fixed,
-    pool_capacity, reserved_capacity, single_site, site_power, training_max_chips, training_min_chips,
-    training_restart, training_work,
+    allocation, block_capacity, commitment_cover, contract_minimum, gang, grid_carbon, inference_demand, owned_fixed,
+    pool_capacity, renewable_quota, reserved_capacity, single_site, site_power, training_max_chips,
+    training_min_chips, training_restart, training_work,
 )
 from optimizer.model.families.base import BASE_COST_TERMS, ConstraintFamily, CostTerm
 
@@ -29,6 +29,8 @@ FAMILIES: tuple[ConstraintFamily, ...] = (
     block_capacity.FAMILY,
     commitment_cover.FAMILY,
     owned_fixed.FAMILY,
+    renewable_quota.FAMILY,
+    grid_carbon.FAMILY,  # after renewable_quota: it reads the renewable energy used
     contract_minimum.FAMILY,  # last: it reads what every other family bills
 )
 

@@ -16,7 +16,7 @@ from optimizer.model.families.base import (
 from optimizer.units import EFLOP_PER_TFLOPS_HOUR
 
 BLOCKS = Variable(
-    "blocks", ("workload", "pool", "hour"), integer=True, cost=(USAGE, ENERGY),
+    "blocks", ("workload", "pool", "hour"), integer=True, cost=(USAGE, ENERGY), dual_lp="relax_unbounded",
     doc="integer blocks of the pool given to the workload in the hour",
 )
 

@@ -74,6 +74,11 @@ class Variable:
     #: A purchase: bought before the hours are known (reservations, capacity blocks, commitment
     #: levels), so a hedge (optimizer.hedge) shares it between every scenario: its first stage.
     purchase: bool = False
+    #: How the LP that reads shadow prices (plans/duals.py) treats an integer column: "hold" at the
+    #: plan's value (purchases, starts, on/off choices), "relax" to continuous within its bounds, or
+    #: "relax_unbounded": continuous with no upper bound (every limit on it is a row once the model
+    #: is built with keep_implied_rows), so a full pool's price sits in its row, not in a bound.
+    dual_lp: str = "hold"
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,9 @@ class Rows:
     dims: tuple[str, ...]
     sense: str  # "<=", ">=" or "="
     doc: str
+    #: Why CP-SAT cannot solve a model holding these rows exactly ("" = it can): CP-SAT puts
+    #: continuous decisions on a grid, which is exact only where each can round one way safely.
+    cpsat: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,8 @@ SERVED_PFLOPS = Expression("served_pflops", ("workload", "hour"), "PFLOP/s serve
 DELIVERED_EFLOP = Expression("delivered_eflop", ("workload",), "EFLOP delivered to the training run")
 #: Chips each workload holds in each hour, from its hourly allocations.
 WORKLOAD_CHIPS = Expression("workload_chips", ("workload", "hour"), "chips the workload holds in the hour")
+#: MWh of renewable energy (used, or counted by certificates) at each site in each hour.
+RENEWABLE_MWH = Expression("renewable_mwh", ("site", "hour"), "renewable energy the site uses in the hour (not certificates), MWh")
 #: What a pool's provider bills beyond its rate on the chips in use (POOL_BLOCKS): reserved and
 #: block fees, and minus the usage a commitment pays for.  A take-or-pay contract reads both.
 BILLED_USD = Expression("billed_usd", ("pool",), "USD the pool bills beyond its rate on the chips in use")
@@ -139,6 +149,8 @@ class BuildContext:
     builder: ModelBuilder
     elastic: bool
     fixed_reserved_blocks: dict[int, int] | None = None
+    #: Keep rows a column's upper bound implies (the model the shadow prices are read from).
+    keep_implied_rows: bool = False
     _terms: dict[Expression, list[Terms]] = field(default_factory=dict)
     _own: dict[str, dict] = field(default_factory=dict)
 
@@ -153,12 +165,18 @@ class BuildContext:
         return self.builder.add_variables(
             var.name, var.dims, coords, lower=lower, upper=upper, cost=cost, integer=var.integer,
             hourly=var.hourly, elastic=elastic, covered_by=var.covered_by, decision=var.decision, purchase=var.purchase,
-            cost_terms={term.key: value for term, value in terms.items()},
+            dual_lp=var.dual_lp, cost_terms={term.key: value for term, value in terms.items()},
         )
 
     def add_rows(self, rows: Rows, coords: tuple[np.ndarray, ...], *, rows_of, cols, vals, lower, upper) -> Family:
         return self.builder.add_constraints(rows.name, rows.dims, coords, rows=rows_of, cols=cols, vals=vals,
-                                            lower=lower, upper=upper, sense=rows.sense)
+                                            lower=lower, upper=upper, sense=rows.sense, cpsat_refusal=rows.cpsat)
+
+    def drop_single_member_rows(self, row: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:func:`drop_single_member_rows`, or every row kept when the build keeps implied rows."""
+        if self.keep_implied_rows:
+            return np.ones(n_rows, dtype=bool), np.ones(len(row), dtype=bool), row
+        return drop_single_member_rows(row, n_rows)
 
     def block(self, var: Variable) -> Family | None:
         """The columns built for a declared variable (None if its family added none)."""
@@ -184,8 +202,8 @@ class BuildContext:
 class Shortfall:
     """What an elastic slack left in the diagnostic plan means, in the user's words."""
 
-    workload: str
-    kind: str  # "inference" or "training"
+    workload: str  # the short workload (a quota's shortfall: the quota's id)
+    kind: str  # "inference", "training" or "quota"
     hours: list[int]
     amount: float  # worst-hour PFLOP/s (inference) or EFLOP (training)
     field_path: str
@@ -204,6 +222,32 @@ class Binding:
     dim: str  # the resource's dimension: "site" or "pool"
     index: int
     text: str  # e.g. "site_power[campus] in hours 3-7"
+
+
+@dataclass(frozen=True)
+class ShadowPrice:
+    """One row of duals.csv, e.g. ``site_power, owned-tx, 17, 412.0, USD/MWh``."""
+
+    family: str  # the row family
+    index: str  # the row's entity (site, pool, workload or quota id)
+    hour: int | None  # None for a row over the horizon
+    value: float
+    unit: str
+
+
+def row_worth(model: LinearModel, name: str, worth: np.ndarray) -> tuple[Family | None, np.ndarray]:
+    """A row family's block and its rows' worth (empty if the model has none of its rows)."""
+    fam = model.constraints.get(name)
+    return (fam, worth[fam.slice]) if fam is not None else (None, np.zeros(0))
+
+
+def chip_hour_prices(family: str, rows: Rows, data: ModelData, model: LinearModel, worth: np.ndarray) -> list[ShadowPrice]:
+    """USD per chip-hour of a ``[pool,hour]`` row family in blocks: one more chip of the pool in the hour."""
+    fam, value = row_worth(model, rows.name, worth)
+    if fam is None:
+        return []
+    return [ShadowPrice(family, data.pool_ids[p], int(t), float(v) / data.pool_block[p], "USD/chip-hour")
+            for p, t, v in zip(*fam.coords, value)]
 
 
 #: Full resources are listed sites first, then pools, each in file order.
@@ -255,8 +299,23 @@ class ConstraintFamily:
         """This family's rows that are full, among the (pool, hour) pairs short demand could use."""
         return []
 
+    # -- shadow prices -------------------------------------------------------------------------
+    def shadow_prices(self, data: ModelData, model: LinearModel, worth: np.ndarray) -> list[ShadowPrice]:
+        """This family's rows' shadow prices in the user's units, from ``worth`` (per model row:
+        what one more unit of its limit saves, for a ``<=`` row, or one more unit of its
+        requirement costs, for a ``>=`` row, in USD per row unit)."""
+        return []
+
     def __repr__(self) -> str:
         return f"<family {self.name}>"
+
+
+def site_mwh_terms(data: ModelData, terms: Terms) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The facility energy each ``pool_blocks`` term draws, per site and hour: (site, hour, column,
+    MWh per unit of the column).  An hour at P kW is P/1000 MWh."""
+    pool, hour = terms.coords
+    kw_per_block = data.pool_block[pool] * data.pool_chip_power_kw[pool]
+    return data.pool_site[pool], hour, terms.column, terms.coefficient * kw_per_block / 1000.0
 
 
 def pool_hour_usage(model: LinearModel, values: np.ndarray) -> np.ndarray:

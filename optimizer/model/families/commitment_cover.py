@@ -22,7 +22,7 @@ from optimizer.model.families.base import (
 
 COMMITMENTS = CostTerm("commitments", "commitment levels x their rate x the hours of their window, used or not")
 USAGE_COVERED = Variable(
-    "usage_covered", ("commitment", "pool", "hour"), integer=True, cost=(USAGE,),
+    "usage_covered", ("commitment", "pool", "hour"), integer=True, cost=(USAGE,), dual_lp="relax",
     doc="chips of the pool a usage commitment pays for in the hour (not billed at the pool's rate)",
 )
 SPEND_COVERED = Variable(

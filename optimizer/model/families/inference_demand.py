@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.model.families.base import (
-    ELASTIC_SLACK_COST, PENALTY, SERVED_PFLOPS, BuildContext, ConstraintFamily, Rows, Shortfall, Variable,
-    row_index,
+    ELASTIC_SLACK_COST, PENALTY, SERVED_PFLOPS, BuildContext, ConstraintFamily, Rows, ShadowPrice, Shortfall, Variable,
+    row_index, row_worth,
 )
 from optimizer.units import hour_ranges
 
@@ -79,6 +79,14 @@ class InferenceDemand(ConstraintFamily):
                 unserved_pflops_hours=float(slack[mask].sum()),
             ))
         return out
+
+    def shadow_prices(self, data, model, worth):
+        """USD per PFLOP/s-hour: one more PFLOP/s of the service's demand in the hour."""
+        fam, value = row_worth(model, INFERENCE_DEMAND.name, worth)
+        if fam is None:
+            return []
+        return [ShadowPrice(self.name, data.workload_ids[w], int(t), float(v), "USD/PFLOP/s-hour")
+                for w, t, v in zip(*fam.coords, value)]
 
 
 FAMILY = InferenceDemand()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.model.families.base import (
-    POOL_BLOCKS, BuildContext, ConstraintFamily, Rows, drop_single_member_rows, full_pools, group,
+    POOL_BLOCKS, BuildContext, ConstraintFamily, Rows, chip_hour_prices, full_pools, group,
 )
 
 POOL_CAPACITY = Rows(
@@ -26,7 +26,7 @@ class PoolCapacity(ConstraintFamily):
         (p, t), row = group(*terms.coords)
         # A row with one member is implied by that column's upper bound (a gang start exists only
         # where its blocks fit): leave it out.
-        keep, in_kept, rows = drop_single_member_rows(row, len(p))
+        keep, in_kept, rows = ctx.drop_single_member_rows(row, len(p))
         ctx.add_rows(
             POOL_CAPACITY, (p[keep], t[keep]), rows_of=rows, cols=terms.column[in_kept],
             vals=terms.coefficient[in_kept], lower=-np.inf,
@@ -36,5 +36,7 @@ class PoolCapacity(ConstraintFamily):
     def full(self, data, model, values, pool_hours):
         return full_pools(self.name, data, model, values, pool_hours, reserved=False)
 
+    def shadow_prices(self, data, model, worth):
+        return chip_hour_prices(self.name, POOL_CAPACITY, data, model, worth)
 
 FAMILY = PoolCapacity()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.model.families.base import (
-    BILLED_USD, POOL_BLOCKS, RESERVED, BuildContext, ConstraintFamily, Rows, Variable, full_pools, group,
+    BILLED_USD, POOL_BLOCKS, RESERVED, BuildContext, ConstraintFamily, Rows, chip_hour_prices, Variable, full_pools, group,
 )
 
 RESERVED_BLOCKS = Variable(
@@ -73,5 +73,7 @@ class ReservedCapacity(ConstraintFamily):
     def full(self, data, model, values, pool_hours):
         return full_pools(self.name, data, model, values, pool_hours, reserved=True)
 
+    def shadow_prices(self, data, model, worth):
+        return chip_hour_prices(self.name, RESERVED_CAPACITY, data, model, worth)
 
 FAMILY = ReservedCapacity()

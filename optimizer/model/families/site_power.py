@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from optimizer.model.families.base import POOL_BLOCKS, BuildContext, ConstraintFamily, Rows, binding, group
+from optimizer.model.families.base import (
+    POOL_BLOCKS, BuildContext, ConstraintFamily, Rows, ShadowPrice, binding, group, row_worth,
+)
 
 SITE_POWER = Rows(
     "site_power", ("site", "hour"), "<=",
@@ -59,6 +61,14 @@ class SitePower(ConstraintFamily):
             if np.isfinite(cap) and draw[s, t] + kw_per_block[p] > cap * (1 + 1e-9):
                 hours_of.setdefault(s, set()).add(t)
         return [binding("site", s, self.name, data.site_ids[s], hours) for s, hours in sorted(hours_of.items())]
+
+    def shadow_prices(self, data, model, worth):
+        """USD per MW of cap for one hour (rows are in kW)."""
+        fam, value = row_worth(model, SITE_POWER.name, worth)
+        if fam is None:
+            return []
+        return [ShadowPrice(self.name, data.site_ids[s], int(t), float(v) * 1000.0, "USD/MWh")
+                for s, t, v in zip(*fam.coords, value)]
 
 
 FAMILY = SitePower()

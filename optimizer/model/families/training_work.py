@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.model.families.base import (
-    DELIVERED_EFLOP, ELASTIC_SLACK_COST, PENALTY, BuildContext, ConstraintFamily, Rows, Shortfall, Variable,
-    row_index,
+    DELIVERED_EFLOP, ELASTIC_SLACK_COST, PENALTY, BuildContext, ConstraintFamily, Rows, ShadowPrice, Shortfall, Variable,
+    row_index, row_worth,
 )
 from optimizer.model.families.inference_demand import SLACK_TOLERANCE
 
@@ -73,6 +73,14 @@ class TrainingWork(ConstraintFamily):
                 unserved_eflop=amount,
             ))
         return out
+
+    def shadow_prices(self, data, model, worth):
+        """USD per EFLOP: one more EFLOP of the run's work by its deadline."""
+        fam, value = row_worth(model, TRAINING_WORK.name, worth)
+        if fam is None:
+            return []
+        return [ShadowPrice(self.name, data.workload_ids[w], None, float(v), "USD/EFLOP")
+                for w, v in zip(fam.coords[0], value)]
 
 
 FAMILY = TrainingWork()

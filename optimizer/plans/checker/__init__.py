@@ -41,6 +41,7 @@ class CheckReport:
     plan_dir: str
     violations: list[str] = field(default_factory=list)
     recomputed: dict[str, float] = field(default_factory=dict)
+    facts: Any = field(default=None, repr=False)  # what the rules recomputed (the summary is checked against it)
 
     @property
     def ok(self) -> bool:
@@ -101,18 +102,19 @@ def check_plan(instance: Instance, plan_dir: str | Path) -> CheckReport:
 
 
 def check_tables(instance: Instance, allocations: Any, reservations: Any, summary: Any,
-                 name: str = "plan", purchases: Any = (), coverage: Any = ()) -> CheckReport:
-    """Check a plan held in memory: ``allocations``, ``reservations``, ``purchases`` and
-    ``coverage`` as DataFrames or lists of dicts with the CSV columns, ``summary`` as the
-    summary.json object."""
+                 name: str = "plan", purchases: Any = (), coverage: Any = (), energy: Any = None) -> CheckReport:
+    """Check a plan held in memory: ``allocations``, ``reservations``, ``purchases``,
+    ``coverage`` and ``energy`` as DataFrames or lists of dicts with the CSV columns, ``summary``
+    as the summary.json object."""
     report = CheckReport(name)
-    _check(instance, read_tables(allocations, reservations, summary, report.violations, purchases, coverage), report)
+    _check(instance, read_tables(allocations, reservations, summary, report.violations, purchases, coverage, energy),
+           report)
     return report
 
 
 def _check(instance: Instance, rows: PlanRows, report: CheckReport) -> None:
     tables = {"allocations": rows.allocations, "reservations": rows.reservations, "purchases": rows.purchases,
-              "coverage": rows.coverage}
+              "coverage": rows.coverage, "energy": rows.energy}
     if any(table is None for table in tables.values()) or rows.summary is None:
         return
     other = _another_instance(instance, rows.summary)
@@ -125,6 +127,7 @@ def _check(instance: Instance, rows: PlanRows, report: CheckReport) -> None:
         read(facts, tables[table])
     for rule in RULES:
         rule(facts)
+    report.facts = facts
     costs = {key: facts.costs.get(key, 0.0) for key in COST_TERMS}
     report.recomputed = {**costs, "total": sum(costs.values()), "unmet_pflops_hours": facts.unmet_pflops_hours,
                          "short_eflop": facts.short_eflop}

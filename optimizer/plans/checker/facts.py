@@ -53,6 +53,10 @@ class Facts:
     purchases: dict[str, tuple] = field(default_factory=dict)
     coverage: dict[tuple[str, str, int], float] = field(default_factory=dict)  # (commitment, pool, hour) -> chips
     covered_usd: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # pool -> usage a commitment paid
+    #: energy.csv by (site, hour): (facility, renewable, certificates, grid, carbon_t or None) MWh / t
+    energy: dict[tuple[str, int], tuple] = field(default_factory=dict)
+    energy_read: bool = False  # energy.csv was read (its rows are in ``energy``)
+    carbon_t: dict[str, float] = field(default_factory=dict)  # site id -> tonnes of CO2 recomputed
     unmet_pflops_hours: float = 0.0
     short_eflop: float = 0.0
 

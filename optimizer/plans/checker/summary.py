@@ -13,13 +13,13 @@ if TYPE_CHECKING:
 
 SUMMARY_KEYS = {
     "instance", "instance_sha256", "engine", "status", "solve_seconds", "objective_usd", "bound_usd", "gap",
-    "cost_usd", "unmet_pflops_hours", "short_eflop",
+    "cost_usd", "unmet_pflops_hours", "short_eflop", "energy",
 }
 #: Keys a summary may carry beyond those (progress figures: seconds, or null when never reached).
 OPTIONAL_SUMMARY_KEYS = {"time_to_first_plan_s", "time_to_1pct_s"}
 #: The cost breakdown's terms, in the order they are added up, and their sum.
 COST_TERMS = ("usage", "reserved", "energy", "penalty", "restarts", "blocks", "commitments", "fixed",
-              "contract_shortfall")
+              "certificates", "carbon", "contract_shortfall")
 COST_KEYS = set(COST_TERMS) | {"total"}
 PLAN_STATUSES = {"optimal", "feasible"}
 #: The solver's objective may differ from the exact plan cost by its own tolerances.
@@ -56,6 +56,7 @@ def check_summary(summary: object, instance: Instance, report: CheckReport) -> N
     for key in ("unmet_pflops_hours", "short_eflop"):
         if not isinstance(summary[key], (int, float)) or not close(summary[key], mine[key]):
             violations.append(f"summary.json: {key} is {summary[key]!r}, recomputed {mine[key]:.6g}")
+    _check_energy(summary["energy"], report)
     objective, bound, gap = summary["objective_usd"], summary["bound_usd"], summary["gap"]
     if not isinstance(objective, (int, float)) or not close(objective, mine["total"], OBJECTIVE_REL_TOL):
         violations.append(f"summary.json: objective_usd {objective!r} differs from the plan's cost {mine['total']:.6f}")
@@ -68,3 +69,43 @@ def check_summary(summary: object, instance: Instance, report: CheckReport) -> N
                 violations.append(f"summary.json: gap {gap!r} but (objective - bound) / objective is {expected:.6g}")
         if summary["status"] == "optimal" and gap in (None, "inf"):
             violations.append("summary.json: an optimal plan must report a finite gap")
+
+
+def _check_energy(block: object, report: CheckReport) -> None:
+    """The summary's ``energy`` block against energy.csv's rows (which the rules checked against
+    the allocations): totals, tonnes of CO2 per site and each quota's share."""
+    violations = report.violations
+    facts = report.facts
+    if facts is None or not facts.energy_read:
+        return
+    if not isinstance(block, dict):
+        violations.append("summary.json: energy must be an object")
+        return
+    rows = facts.energy.values()
+    totals = {"facility_mwh": sum(r[0] for r in rows), "renewable_mwh": sum(r[1] for r in rows),
+              "certificates_mwh": sum(r[2] for r in rows), "grid_mwh": sum(r[3] for r in rows),
+              "carbon_t": sum(facts.carbon_t.values())}
+    for key, mine in totals.items():
+        value = block.get(key)
+        if not isinstance(value, (int, float)) or not close(value, mine):
+            violations.append(f"summary.json: energy.{key} is {value!r}, recomputed {mine:.9g}")
+    by_site = block.get("carbon_t_by_site")
+    if not isinstance(by_site, dict) or set(by_site) != set(facts.carbon_t) or any(
+            not isinstance(by_site[s], (int, float)) or not close(by_site[s], t) for s, t in facts.carbon_t.items()):
+        violations.append(f"summary.json: energy.carbon_t_by_site is {by_site!r}, recomputed "
+                          f"{ {s: round(t, 9) for s, t in sorted(facts.carbon_t.items())} }")
+    quotas = block.get("quotas")
+    if not isinstance(quotas, dict) or set(quotas) != {q.id for q in facts.instance.renewable_quotas}:
+        violations.append("summary.json: energy.quotas must have one entry per renewable quota")
+        return
+    for quota in facts.instance.renewable_quotas:
+        sites = set(quota.sites)
+        drawn = sum(r[0] for (s, _), r in facts.energy.items() if s in sites)
+        counted = sum(r[1] + r[2] for (s, _), r in facts.energy.items() if s in sites)
+        entry = quotas[quota.id]
+        share = entry.get("achieved_share") if isinstance(entry, dict) else None
+        expected = counted / drawn if drawn > 0 else None
+        if expected is None and share is not None or expected is not None and (
+                not isinstance(share, (int, float)) or not close(share, expected)):
+            violations.append(f"summary.json: energy.quotas.{quota.id}.achieved_share is {share!r}, recomputed "
+                              f"{expected!r}")

@@ -18,6 +18,7 @@ ALLOCATIONS_HEADER = ["hour", "workload", "pool", "chips"]
 RESERVATIONS_HEADER = ["pool", "chips"]
 PURCHASES_HEADER = ["instrument", "kind", "start_hour", "quantity", "unit", "usd"]
 COVERAGE_HEADER = ["hour", "pool", "commitment", "chips"]
+ENERGY_HEADER = ["site", "hour", "facility_mwh", "renewable_mwh", "certificates_mwh", "grid_mwh", "carbon_t"]
 
 
 @dataclass
@@ -30,6 +31,7 @@ class PlanRows:
     summary: Any
     purchases: list[dict[str, str]] | None = None
     coverage: list[dict[str, str]] | None = None
+    energy: list[dict[str, str]] | None = None
 
 
 def _rows(lines, header: list[str], name: str, violations: list[str]) -> list[dict[str, str]] | None:
@@ -59,6 +61,7 @@ def read_files(plan_dir: Path, violations: list[str]) -> PlanRows:
     reservations = table("reservations.csv", RESERVATIONS_HEADER)
     purchases = table("purchases.csv", PURCHASES_HEADER)
     coverage = table("coverage.csv", COVERAGE_HEADER)
+    energy = table("energy.csv", ENERGY_HEADER)
     summary_path = plan_dir / "summary.json"
     summary = None
     if not summary_path.exists():
@@ -68,7 +71,7 @@ def read_files(plan_dir: Path, violations: list[str]) -> PlanRows:
             summary = json.loads(summary_path.read_text())
         except json.JSONDecodeError as exc:
             violations.append(f"summary.json: not JSON ({exc})")
-    return PlanRows(allocations, reservations, summary, purchases, coverage)
+    return PlanRows(allocations, reservations, summary, purchases, coverage, energy)
 
 
 def _text(value: Any) -> str:
@@ -76,6 +79,12 @@ def _text(value: Any) -> str:
     if hasattr(value, "item"):  # numpy scalars
         value = value.item()
     return "" if value is None else str(value)
+
+
+def _cell(value: Any) -> str:
+    """A cell as a CSV file would hold it; NaN (an empty cell read back by pandas) as empty."""
+    text = _text(value)
+    return "" if text == "nan" else text
 
 
 def _records(table: Any) -> list[dict[str, Any]] | None:
@@ -87,9 +96,10 @@ def _records(table: Any) -> list[dict[str, Any]] | None:
 
 
 def read_tables(allocations: Any, reservations: Any, summary: Any, violations: list[str],
-                purchases: Any = (), coverage: Any = ()) -> PlanRows:
+                purchases: Any = (), coverage: Any = (), energy: Any = None) -> PlanRows:
     """Tables in memory (DataFrames, or lists of dicts keyed by the CSV headers) as plan rows.
-    ``purchases`` and ``coverage`` default to none (a plan that buys no instrument)."""
+    ``purchases`` and ``coverage`` default to none (a plan that buys no instrument); ``energy`` is
+    required, as energy.csv is (None: missing)."""
     def table(records, header: list[str], name: str):
         records = _records(records)
         if records is None:
@@ -98,7 +108,7 @@ def read_tables(allocations: Any, reservations: Any, summary: Any, violations: l
         if any(not isinstance(record, dict) for record in records):
             violations.append(f"{name}: every row must be an object with {header}")
             return None
-        lines = iter([header] + [[_text(record.get(column)) for column in header] for record in records])
+        lines = iter([header] + [[_cell(record.get(column)) for column in header] for record in records])
         extra = sorted({key for record in records for key in record} - set(header))
         if extra:
             violations.append(f"{name}: unexpected columns {extra}, expected {header}")
@@ -107,4 +117,5 @@ def read_tables(allocations: Any, reservations: Any, summary: Any, violations: l
 
     return PlanRows(table(allocations, ALLOCATIONS_HEADER, "allocations.csv"),
                     table(reservations, RESERVATIONS_HEADER, "reservations.csv"), summary,
-                    table(purchases, PURCHASES_HEADER, "purchases.csv"), table(coverage, COVERAGE_HEADER, "coverage.csv"))
+                    table(purchases, PURCHASES_HEADER, "purchases.csv"), table(coverage, COVERAGE_HEADER, "coverage.csv"),
+                    table(energy, ENERGY_HEADER, "energy.csv"))

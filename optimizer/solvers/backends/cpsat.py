@@ -109,6 +109,9 @@ def _row_exponents(model: LinearModel, unit: np.ndarray | None = None) -> np.nda
 
 def scale_model(model: LinearModel) -> ScaledModel:
     """Scale ``model`` to integers (see the module docstring); SolverError if it cannot be."""
+    for fam in model.constraints.values():
+        if fam.size and fam.cpsat_refusal:
+            raise SolverError(f"CP-SAT cannot take {fam.name}: {fam.cpsat_refusal}; use --engine highs or pulp-cbc")
     if np.any(model.col_lower < 0):
         raise SolverError("CP-SAT scaling needs every variable >= 0")
     csr = model.matrix.tocsr()
@@ -142,10 +145,20 @@ def scale_model(model: LinearModel) -> ScaledModel:
     rows_with_continuous = np.zeros(n_rows, dtype=bool)
     rows_with_continuous[row_of[cont_entries]] = True
 
-    # Continuous upper bounds: an infinite one (elastic slack) never needs more than its row's bound.
+    # Continuous upper bounds: an infinite one (elastic slack) never needs more than its row's
+    # bound plus what the row's negative terms can take away at their bounds (grid energy covers
+    # the chips' draw: grid_mwh - MWh per block x blocks >= 0).
     col_upper = model.col_upper.copy()
     unbounded = continuous & ~np.isfinite(col_upper)
-    col_upper[unbounded] = np.maximum(lower[row_of_col[unbounded]], 0.0) / coef_of_col[unbounded]
+    negative = (csr.data < 0) & ~continuous[col_of]
+    if np.any(negative & unbounded[col_of]):
+        raise SolverError("CP-SAT scaling: a slack column has a negative coefficient")
+    taken = np.zeros(n_rows)
+    np.add.at(taken, row_of[negative], -csr.data[negative] * model.col_upper[col_of[negative]])
+    need = np.maximum(lower[row_of_col[unbounded]], 0.0) + taken[row_of_col[unbounded]]
+    if not np.all(np.isfinite(need)):
+        raise SolverError("CP-SAT needs a finite bound on what an unbounded slack column may have to cover")
+    col_upper[unbounded] = need / coef_of_col[unbounded]
 
     # Objective scale: as fine as micro-dollars while the largest possible objective stays exact.
     worst = float(np.sum(np.abs(model.col_cost) * col_upper))

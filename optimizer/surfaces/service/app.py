@@ -42,6 +42,7 @@ from optimizer.input.schema import Instance
 from optimizer.surfaces.service.auth import ApiKeys
 from optimizer.surfaces.service.runner import LocalJobs, Runner
 from optimizer.solvers.result import relative_gap
+from optimizer.plans.energy import ENERGY_COLUMNS
 from optimizer.plans.instruments import COVERAGE_COLUMNS, PURCHASE_COLUMNS
 from optimizer.plans.plan import ALLOCATION_COLUMNS, RESERVATION_COLUMNS
 from optimizer.surfaces.service.store import STATUSES, IdempotencyConflict, JobStore, QueueFull
@@ -86,6 +87,7 @@ class PlanTables(BaseModel):
     summary: dict[str, Any]
     purchases: list[dict[str, Any]] = []
     coverage: list[dict[str, Any]] = []
+    energy: list[dict[str, Any]] | None = None  # required by the checker (energy.csv): a plan without it is rejected
 
 
 class CheckRequest(BaseModel):
@@ -187,6 +189,7 @@ _PLAN_FILES = {
     "reservations.csv": ("reservations", RESERVATION_COLUMNS),
     "purchases.csv": ("purchases", PURCHASE_COLUMNS),
     "coverage.csv": ("coverage", COVERAGE_COLUMNS),
+    "energy.csv": ("energy", ENERGY_COLUMNS),
     "unmet.csv": ("unmet", ["workload", "hour", "unmet_pflops"]),
     "shortfall.csv": ("shortfall", ["workload", "short_eflop"]),
 }
@@ -424,7 +427,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @app.get("/v1/solves/{job_id}/plan/{file}", tags=["solves"])
     async def plan_file(job_id: str, request: Request,
-                        file: Literal["allocations.csv", "reservations.csv", "purchases.csv", "coverage.csv", "unmet.csv",
+                        file: Literal["allocations.csv", "reservations.csv", "purchases.csv", "coverage.csv", "energy.csv", "unmet.csv",
                                       "shortfall.csv", "summary.json"]) -> Response:
         """One plan file, byte for byte the layout ``chipmix solve`` writes."""
         result = finished_plan(job_id, request)
@@ -498,11 +501,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         missing = [FieldError(f"plan.{key}", "required") for key in ("allocations", "reservations", "summary") if key not in plan]
         if missing:
             raise ApiError(422, missing)
-        for key in ("allocations", "reservations", "purchases", "coverage"):
+        for key in ("allocations", "reservations", "purchases", "coverage", "energy"):
             if key in plan and (not isinstance(plan[key], list) or not all(isinstance(row, dict) for row in plan[key])):
                 raise _error(422, f"plan.{key}", "must be a list of objects (one per CSV row)")
         report = check_tables(instance, plan["allocations"], plan["reservations"], plan["summary"],
-                              purchases=plan.get("purchases", []), coverage=plan.get("coverage", []))
+                              purchases=plan.get("purchases", []), coverage=plan.get("coverage", []),
+                              energy=plan.get("energy"))
         return {"ok": report.ok, "violations": report.violations, "recomputed": report.recomputed}
 
     @app.post("/v1/validate", openapi_extra=_schema_body(ValidateRequest), tags=["plans"])

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from optimizer.plans.checker.purchases import read_coverage, read_purchases
 from optimizer.plans.checker.rules import (
-    allocation, block_capacity, commitment_cover, contract_minimum, gang, inference_demand, owned_fixed,
-    pool_capacity, reserved_capacity, single_site, site_power, training_max_chips, training_min_chips,
-    training_restart, training_work,
+    allocation, block_capacity, commitment_cover, contract_minimum, gang, grid_carbon, inference_demand, owned_fixed,
+    pool_capacity, renewable_quota, reserved_capacity, single_site, site_power, training_max_chips,
+    training_min_chips, training_restart, training_work,
 )
 
 #: (plan table, reader) in reading order: reservations first (reserved capacity reads them).
 READERS = (("reservations", reserved_capacity.read), ("allocations", allocation.read),
-           ("purchases", read_purchases), ("coverage", read_coverage))
+           ("purchases", read_purchases), ("coverage", read_coverage), ("energy", renewable_quota.read))
 RULES = (
     pool_capacity.check,
     reserved_capacity.check,
@@ -29,5 +29,7 @@ RULES = (
     block_capacity.check,
     commitment_cover.check,
     owned_fixed.check,
+    renewable_quota.check,
+    grid_carbon.check,
     contract_minimum.check,  # after commitment_cover: it counts the usage commitments paid for
 )

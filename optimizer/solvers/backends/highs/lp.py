@@ -22,6 +22,7 @@ class LpOutcome:
     objective: float
     values: np.ndarray
     reduced_costs: np.ndarray
+    row_duals: np.ndarray  # d objective / d row bound (HiGHS's sign: <= 0 on a binding <= row when minimising)
 
 
 def solve_lp(model: LinearModel, lower: np.ndarray, upper: np.ndarray, time_limit: float | None = None,
@@ -42,4 +43,4 @@ def solve_lp(model: LinearModel, lower: np.ndarray, upper: np.ndarray, time_limi
         raise SolverError(f"HiGHS stopped the LP without an optimum: {highs.modelStatusToString(status)}")
     solution = highs.getSolution()
     return LpOutcome(float(highs.getInfo().objective_function_value), np.asarray(solution.col_value),
-                     np.asarray(solution.col_dual))
+                     np.asarray(solution.col_dual), np.asarray(solution.row_dual))
