@@ -22,27 +22,18 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as dt
-import json
-import os
-import platform
-import re
 import time
-from pathlib import Path
 
 import pandas as pd
+from sections import ROOT, interval, load_run, save_run, table, write_section
 
 import optimizer
 from optimizer.analyses.lockin import format_cell
 from optimizer.input.loading import read_document
 from optimizer.plans.outcome import check_plan_tables
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-DOC = ROOT / "docs" / "benchmarks.md"
 INSTANCE = "frontier-lab-week"
 GANG_RUN = "pretrain-frontier"
-BEGIN, END = "<!-- gang:begin -->", "<!-- gang:end -->"
 
 
 def variants(data: dict) -> dict[str, dict]:
@@ -73,7 +64,7 @@ def main() -> None:
     parser.add_argument("--doc-only", action="store_true", help="Rewrite the docs section from gang.csv.")
     args = parser.parse_args()
     if args.doc_only:
-        write_doc(pd.read_csv(RESULTS / "gang.csv"), json.loads((RESULTS / "gang.run.json").read_text()))
+        write_doc(*load_run("gang"))
         return
     data = read_document(ROOT / "instances" / f"{INSTANCE}.yaml")
     rows = []
@@ -91,40 +82,27 @@ def main() -> None:
             "pretrain_resizes": ragged_hours(plan, GANG_RUN, instance.hours), "seconds": round(plan.solve_seconds, 1),
         })
         print(rows[-1], flush=True)
-    seconds = time.perf_counter() - started
     frame = pd.DataFrame(rows)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(RESULTS / "gang.csv", index=False, float_format="%.10g")
-    run = {"instance": INSTANCE, "time_limit_s": args.time_limit, "gap": args.gap, "seconds": round(seconds, 1),
-           "date": dt.date.today().isoformat(), "machine": platform.machine(), "cores": os.cpu_count(),
-           "python": platform.python_version()}
-    (RESULTS / "gang.run.json").write_text(json.dumps(run, indent=2) + "\n")
+    run = save_run("gang", frame, instance=INSTANCE, time_limit_s=args.time_limit, gap=args.gap,
+                   seconds=round(time.perf_counter() - started, 1))
     write_doc(frame, run)
-
-
-def interval(frame: pd.DataFrame, a: str, b: str) -> tuple[float, float]:
-    """What variant a costs more than variant b, as [low, high] from both plans and bounds.  Every
-    plan of a is a plan of b (a only adds constraints), so a's optimum is not below b's: low >= 0."""
-    ra, rb = frame.set_index("variant").loc[a], frame.set_index("variant").loc[b]
-    return max(ra.bound_usd - rb.total_usd, 0.0), ra.total_usd - rb.bound_usd
 
 
 def write_doc(frame: pd.DataFrame, run: dict) -> None:
     columns = [("variant", ""), ("status", ""), ("gap", "gap"), ("total_usd", "usd"), ("bound_usd", "usd"),
                ("restarts_usd", "usd"), ("unmet_pflops_hours", ""), ("resizes", ""), ("pretrain_resizes", ""),
                ("seconds", ""), ("checker", "")]
-    lines = [BEGIN, "", "## What gang scheduling and cluster-shaped runs cost", "",
+    lines = ["## What gang scheduling and cluster-shaped runs cost", "",
              f"Written by `python benchmarks/gang.py --time-limit {run['time_limit_s']:g} --gap {run['gap']:g}` on "
              f"{run['date']} ({run['cores']} cores; {run['seconds']:.0f} s in all): `{INSTANCE}` as shipped (its "
              "pre-training segment a gang run of 8192 chips of one pool; the research runs and the fine-tune with "
              "min_chips and a 1 USD restart price per chip added), the same week with the pre-training run "
              "preemptible (up to 8192 chips, one site), and with no min_chips or restart price at all. "
              "`resizes` counts the hours in which a preemptible run's chips change from the hour before.", "",
-             "| " + " | ".join(name for name, _ in columns) + " |", "|" + "---|" * len(columns)]
-    for record in frame.to_dict("records"):
-        lines.append("| " + " | ".join(format_cell(record.get(name), kind) for name, kind in columns) + " |")
-    gang_low, gang_high = interval(frame, "shipped", "preemptible")
-    shape_low, shape_high = interval(frame, "preemptible", "no-shape")
+             *table(frame, columns)]
+    rows = frame.set_index("variant")
+    gang_low, gang_high = interval(rows.loc["shipped"], rows.loc["preemptible"])
+    shape_low, shape_high = interval(rows.loc["preemptible"], rows.loc["no-shape"])
     total = frame.set_index("variant").total_usd["shipped"]
     lines += ["", f"- Gang-scheduling the pre-training segment costs between {format_cell(gang_low, 'usd')} and "
                   f"{format_cell(gang_high, 'usd')} USD over the week ({100 * gang_low / total:.2f}% to "
@@ -135,14 +113,7 @@ def write_doc(frame: pd.DataFrame, run: dict) -> None:
               "- Each interval is [bound of the constrained plan - the looser plan, the constrained plan - bound "
               "of the looser], so it holds whatever the solvers left open."]
     lines += [f"- {note}" for note in run.get("notes", [])]
-    lines += ["", END]
-    text = DOC.read_text()
-    section = "\n".join(lines)
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    write_section("gang", lines)
 
 
 if __name__ == "__main__":

@@ -158,9 +158,10 @@ How to read the tables
   again from scratch for the shocked week.
 
 """
-    # The gang section is benchmarks/gang.py's: keep it as that run wrote it.
-    kept = re.search(r"<!-- gang:begin -->.*?<!-- gang:end -->", DOC.read_text(), flags=re.S) if DOC.exists() else None
-    DOC.write_text(header + "\n".join(sections) + ("\n" + kept.group(0) + "\n" if kept else ""))
+    # The gang and quota sections are benchmarks/gang.py's and quota.py's: keep them as those runs wrote them.
+    text = DOC.read_text() if DOC.exists() else ""
+    kept = [m.group(0) for m in re.finditer(r"<!-- (\w+):begin -->.*?<!-- \1:end -->", text, flags=re.S)]
+    DOC.write_text(header + "\n".join(sections) + "".join("\n" + section + "\n" for section in kept))
     print(f"wrote {DOC} and {RESULTS}", file=sys.stderr)
 
 

@@ -138,6 +138,13 @@ class _Builder:
                 entry["pue"] = site.pue
             if site.energy_usd_per_mwh:
                 entry["energy_usd_per_mwh"] = site.energy_usd_per_mwh
+            if site.renewable is not None:
+                entry["renewable_mw"] = renewable_profile(site.renewable, self.start, self.spec.hours)
+                entry["renewable_usd_per_mwh"] = site.renewable.usd_per_mwh
+            if site.grid_carbon_kg_per_mwh is not None:
+                entry["grid_carbon_kg_per_mwh"] = site.grid_carbon_kg_per_mwh
+            if site.rec_usd_per_mwh is not None:
+                entry["rec_usd_per_mwh"] = site.rec_usd_per_mwh
             out.append(entry)
         return out
 
@@ -382,7 +389,34 @@ class _Builder:
             "pools": pools,
             "workloads": workloads,
             **instruments,
+            **({"renewable_quotas": [q.model_dump(exclude_none=True) for q in self.spec.renewable_quotas]}
+               if self.spec.renewable_quotas else {}),
+            **({"carbon_usd_per_t": self.spec.carbon_usd_per_t} if self.spec.carbon_usd_per_t is not None else {}),
         }
+
+
+#: Wind's multi-day swing (fronts passing), one factor per day of the week from the horizon's start,
+#: mean 1: an illustrative shape, stated as such in docs (no wind trace is bundled).
+WIND_DAILY = (1.35, 0.85, 0.45, 0.9, 1.4, 1.05, 1.0)
+
+
+def renewable_profile(spec, start, hours: int) -> list[float]:
+    """Hourly MW of a site's solar and wind: solar follows the sun (sin over 06:00-18:00 local,
+    zero at night) and wind is stronger at night (a +-25% daily cosine peaking at 03:00 local) with
+    a daily swing (WIND_DAILY); each is scaled so that its mean over whole days is its capacity
+    factor x nameplate.  Rounded to 0.001 MW, so the instance file stays short."""
+    import math
+
+    sun_mean = 2.0 / math.pi / 2.0  # mean of max(0, sin) over a day with 12 hours of daylight
+    out = []
+    for t in range(hours):
+        local = (start.hour + t + spec.utc_offset_hours) % 24
+        day = (t + start.hour) // 24
+        sun = max(0.0, math.sin(math.pi * (local - 6) / 12)) if 6 <= local <= 18 else 0.0
+        wind = (1 + 0.25 * math.cos(2 * math.pi * (local - 3) / 24)) * WIND_DAILY[day % 7]
+        mw = spec.solar_mw * spec.solar_capacity_factor * sun / sun_mean + spec.wind_mw * spec.wind_capacity_factor * wind
+        out.append(round(mw, 3))
+    return out
 
 
 def build_instance(spec_path: str | Path) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from typing import Annotated, Literal, Union
 from pydantic import Field
 
 from optimizer.input.schema import (
-    AppliesTo, BoughtBlocks, Contract, Efficiency, Id, NonNegativeFloat, PositiveFloat, Pricing, StrictModel,
+    AppliesTo, BoughtBlocks, Contract, Efficiency, Id, NonNegativeFloat, PositiveFloat, Pricing, RenewableQuota,
+    StrictModel,
 )
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
@@ -35,6 +36,18 @@ class ChipSpec(StrictModel):
     )
 
 
+class RenewableSpec(StrictModel):
+    """A site's contracted solar and wind, as nameplate MW and mean capacity factors; the builder
+    gives each its hourly shape (library/build.py: renewable_profile)."""
+
+    solar_mw: NonNegativeFloat = 0.0
+    wind_mw: NonNegativeFloat = 0.0
+    solar_capacity_factor: Fraction = Field(description="Mean output / nameplate over the horizon's season.")
+    wind_capacity_factor: Fraction = Field(description="Mean output / nameplate over the horizon's season.")
+    utc_offset_hours: Annotated[int, Field(ge=-12, le=14)] = Field(description="Local time - UTC (solar noon).")
+    usd_per_mwh: NonNegativeFloat = Field(description="Contract (PPA) price of the energy used.")
+
+
 class SiteSpec(StrictModel):
     """A cloud region (priced from the catalogue) or an owned campus."""
 
@@ -44,6 +57,9 @@ class SiteSpec(StrictModel):
     power_cap_mw: NonNegativeFloat | None = None
     pue: Annotated[float, Field(ge=1)] = 1.0
     energy_usd_per_mwh: NonNegativeFloat = 0.0
+    renewable: RenewableSpec | None = None
+    grid_carbon_kg_per_mwh: NonNegativeFloat | None = None
+    rec_usd_per_mwh: NonNegativeFloat | None = None
 
 
 class SpotShape(StrictModel):
@@ -200,3 +216,5 @@ class InstanceSpec(StrictModel):
     capacity_blocks: list[BlockOfferSpec] = Field(default_factory=list)
     commitments: list[CommitmentSpec] = Field(default_factory=list)
     contracts: list[Contract] = Field(default_factory=list)
+    renewable_quotas: list[RenewableQuota] = Field(default_factory=list)
+    carbon_usd_per_t: NonNegativeFloat | None = None
