@@ -47,11 +47,17 @@ def solve(tree: Path, instance: Path, out: Path) -> None:
         raise SystemExit(f"{tree}: chipmix solve {instance.name} failed:\n{result.stderr}")
 
 
-def summary_without_timings(path: Path, keys: set[str] | None = None) -> str:
-    """summary.json without its timings (and, given ``keys``, only those keys: a key the base
-    revision did not write yet, such as instance_sha256, is new, not a difference)."""
+def summary_without_timings(path: Path, base: dict | None = None) -> str:
+    """summary.json without its timings (and, given the ``base`` revision's summary, only its keys:
+    a key it did not write yet, such as instance_sha256 or the energy block, is new, not a
+    difference; so is a cost term it did not have, if it is 0 here)."""
     summary = json.loads(path.read_text())
-    return json.dumps({k: v for k, v in summary.items() if k not in TIMINGS and (keys is None or k in keys)}, indent=2)
+    if base is not None:
+        summary = {k: v for k, v in summary.items() if k in base}
+        new_terms = set(summary.get("cost_usd", {})) - set(base.get("cost_usd", {}))
+        if all(summary["cost_usd"][term] == 0 for term in new_terms):
+            summary["cost_usd"] = {k: v for k, v in summary["cost_usd"].items() if k not in new_terms}
+    return json.dumps({k: v for k, v in summary.items() if k not in TIMINGS}, indent=2)
 
 
 def main() -> int:
@@ -73,8 +79,8 @@ def main() -> int:
                 for file in FILES + ("summary.json",):
                     before, after = scratch / "before" / name / file, scratch / "after" / name / file
                     if file == "summary.json":
-                        keys = set(json.loads(before.read_text()))
-                        same = summary_without_timings(before) == summary_without_timings(after, keys)
+                        base_summary = json.loads(before.read_text())
+                        same = summary_without_timings(before) == summary_without_timings(after, base_summary)
                     else:
                         same = before.read_bytes() == after.read_bytes()
                     differ += not same

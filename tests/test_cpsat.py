@@ -142,3 +142,18 @@ def test_all_engines_agree_on_a_mixed_instance(tmp_path):
         costs[engine] = (plan.objective_usd, plan.details.get("solver", {}).get("scaling_bound_usd", 0.0))
     for (a, (cost_a, slack_a)), (b, (cost_b, slack_b)) in itertools.combinations(costs.items(), 2):
         assert abs(cost_a - cost_b) <= slack_a + slack_b + 1e-6 * cost_a, (a, b, costs)
+
+
+def test_an_unbounded_slack_is_bounded_by_what_its_row_can_ask_of_it():
+    # grid_mwh covers the chips' draw in grid_energy (grid - 0.1 x chips >= 0): with no upper bound
+    # of its own, CP-SAT must allow it up to the most the chips can draw (10 chips: 1 MWh), not
+    # the row's bound of 0.
+    from optimizer.model.families.grid_carbon import GRID
+    from tests.test_energy import quota_case
+
+    instance = optimizer.instance_from_data(quota_case(share=None, carbon=400.0, carbon_price=100.0))
+    model = build_model(build_model_data(instance))
+    grid = model.variables[GRID.name]
+    model.col_upper[grid.slice] = np.inf
+    scaled = scale_model(model)
+    assert np.all(scaled.col_upper[grid.slice] / scaled.col_unit[grid.slice] >= 1.0 - 1e-9)

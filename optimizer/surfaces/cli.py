@@ -89,6 +89,8 @@ def _summary_table(plan) -> Table:
         if energy["carbon_t_by_site"] and unstated:
             carbon += f" ({len(unstated)} site(s) state no intensity)"
         table.add_row("carbon (tCO2)", carbon if energy["carbon_t_by_site"] else "- (no site states an intensity)")
+        if len(energy["carbon_t_by_site"]) > 1:
+            table.add_row("carbon by site (tCO2)", ", ".join(f"{site} {t:,.4g}" for site, t in energy["carbon_t_by_site"].items()))
     table.add_row("solve time (s)", f"{plan.solve_seconds:.2f}")
     first, one_pct = plan.time_to_first_plan_s, plan.time_to_1pct_s
     table.add_row("first plan / within 1% (s)", f"{'-' if first is None else f'{first:.2f}'} / "

@@ -163,14 +163,16 @@ def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Pa
     cost["energy"] = alloc.groupby("hour").energy_usd.sum().reindex(every_hour, fill_value=0.0)
     # Renewable energy at its own price instead of the grid's; certificates and priced carbon in
     # the hour they count for.
-    cost["certificates"] = cost["carbon"] = 0.0
     carbon_price = instance.carbon_usd_per_t or 0.0
-    for row in energy.itertuples():
-        site, hour = sites[row.site], int(row.hour)
-        cost.loc[hour, "energy"] += row.renewable_mwh * (site.renewable_usd_per_mwh - energy_price[row.site][hour])
-        cost.loc[hour, "certificates"] += row.certificates_mwh * (site.rec_usd_per_mwh or 0.0)
-        if not pd.isna(row.carbon_t):
-            cost.loc[hour, "carbon"] += row.carbon_t * carbon_price
+    split = energy.assign(
+        delta=[r * (sites[s].renewable_usd_per_mwh - energy_price[s][int(t)])
+               for s, t, r in zip(energy.site, energy.hour, energy.renewable_mwh)],
+        certificates=[c * (sites[s].rec_usd_per_mwh or 0.0) for s, c in zip(energy.site, energy.certificates_mwh)],
+        carbon=energy.carbon_t.fillna(0.0) * carbon_price,
+    ).groupby("hour")[["delta", "certificates", "carbon"]].sum().reindex(every_hour, fill_value=0.0)
+    cost["energy"] += split["delta"]
+    cost["certificates"] = split["certificates"]
+    cost["carbon"] = split["carbon"]
     if len(unmet):
         price = {w.id: getattr(w, "unmet_usd_per_pflops_hour", None) or 0.0 for w in instance.workloads}
         penalty = unmet.assign(usd=[u * price[w] for w, u in zip(unmet.workload, unmet.unmet_pflops)])

@@ -220,8 +220,13 @@ def scale_model(model: LinearModel) -> ScaledModel:
     row_rounding = float(np.sum(priced_rows * tightening))
     k_row = exponent[row_of_col[cont_idx]] if len(cont_idx) else np.zeros(0)
     coarseness = float(np.sum(np.where(np.log10(col_unit[cont_idx]) < k_row - 1e-9, model.col_cost[cont_idx] / col_unit[cont_idx], 0.0)))
-    # (d) a decision column's grid: the plan rounded onto it costs at most one unit's price more.
+    # (d) a decision column's grid: the plan rounded onto it costs at most one unit's price more,
+    # and what the priced slack of each row it sits in must make up (renewable energy rounded
+    # down is grid energy, at the carbon price).
     discretisation = float(np.sum(np.abs(model.col_cost[decision]) / col_unit[decision]))
+    in_priced = decision[col_of] & (priced_rows[row_of] != 0)
+    discretisation += float(np.sum(np.abs(csr.data[in_priced]) * np.abs(priced_rows[row_of[in_priced]])
+                                   / col_unit[col_of[in_priced]]))
     hard = ~rows_with_continuous & (tightening > 0)
     reference = np.where(np.isfinite(lower), np.abs(lower), np.abs(upper))
     hard_margin = float(np.max(tightening[hard] / np.maximum(reference[hard], 1e-12), initial=0.0))

@@ -40,7 +40,7 @@ def plan_payload(plan, report) -> dict[str, Any]:
         "reservations": plan.reservations[RESERVATION_COLUMNS].to_dict("records"),
         "purchases": plan.purchases[PURCHASE_COLUMNS].to_dict("records"),
         "coverage": plan.coverage[COVERAGE_COLUMNS].to_dict("records"),
-        "energy": json.loads(plan.energy[ENERGY_COLUMNS].to_json(orient="records")),  # NaN carbon as null
+        "energy": json.loads(plan.energy[ENERGY_COLUMNS].to_json(orient="records", double_precision=15)),  # NaN: null
         "unmet": plan.unmet.to_dict("records"),
         "shortfall": plan.shortfall.to_dict("records"),
         "details": plan.details,
