@@ -22,6 +22,7 @@ def test_the_library_has_every_instance_the_readme_lists():
         "frontier-lab-week",
         "inference-month",
         "power-capped-campus",
+        "power-capped-campus-quota",
         "nvidia-shortage",
         "fleet-year",
         "fleet-year-gang",
