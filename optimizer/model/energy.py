@@ -28,13 +28,6 @@ class EnergyData:
     site_quota: np.ndarray  # [site] -> quota index, -1 for a site in no quota
 
     @property
-    def split_sites(self) -> np.ndarray:
-        """Sites whose energy splits into renewable and grid in the model: a renewable supply, or
-        a quota that certificates can count toward."""
-        supply = self.site_renewable_mwh.max(axis=1, initial=0.0) > 0
-        return supply | ((self.site_quota >= 0) & np.isfinite(self.site_rec_usd_per_mwh))
-
-    @property
     def site_carbon_usd_per_mwh(self) -> np.ndarray:
         """[site, hour] the carbon price of one MWh of grid energy (0 where intensity is not stated)."""
         return np.nan_to_num(self.site_grid_carbon_kg_per_mwh) * self.carbon_usd_per_kg
@@ -42,11 +35,10 @@ class EnergyData:
 
 def build_energy_data(instance: Instance) -> EnergyData:
     hours = instance.hours
-    quota_index = {quota.id: q for q, quota in enumerate(instance.renewable_quotas)}
+    site_index = {site.id: s for s, site in enumerate(instance.sites)}
     site_quota = np.full(len(instance.sites), -1, dtype=np.int64)
-    for quota in instance.renewable_quotas:
-        for site_id in quota.sites:
-            site_quota[[s.id for s in instance.sites].index(site_id)] = quota_index[quota.id]
+    for q, quota in enumerate(instance.renewable_quotas):
+        site_quota[[site_index[site_id] for site_id in quota.sites]] = q
     return EnergyData(
         site_renewable_mwh=np.vstack([hourly_array(s.renewable_mw, hours, 0.0) for s in instance.sites]),
         site_renewable_usd_per_mwh=np.array([s.renewable_usd_per_mwh for s in instance.sites], dtype=float),

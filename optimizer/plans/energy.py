@@ -94,7 +94,7 @@ def energy_costs(data: ModelData, table: pd.DataFrame) -> dict[str, float]:
     price instead of the grid's, to add to the grid-priced energy of every chip), ``certificates``
     and ``carbon``."""
     e = data.energy
-    site = np.array([data.site_ids.index(s) for s in table["site"]], dtype=np.int64) if len(table) else np.zeros(0, int)
+    site = pd.Index(data.site_ids).get_indexer(table["site"])
     hour = table["hour"].to_numpy(dtype=np.int64)
     renewable = table["renewable_mwh"].to_numpy(dtype=float)
     delta = renewable * (e.site_renewable_usd_per_mwh[site] - data.site_energy_usd_per_kwh[site, hour] * 1000.0)
@@ -107,11 +107,11 @@ def energy_summary(data: ModelData, table: pd.DataFrame) -> dict:
     """The summary's ``energy`` block: totals, tonnes of CO2 per site (sites whose intensity is
     not stated are listed apart), and each quota's renewable share."""
     e = data.energy
-    by_site = table.groupby("site", sort=False)
-    carbon_by_site = {site: float(by_site.get_group(site)["carbon_t"].sum())
-                      for site in data.site_ids if site in by_site.groups
-                      and not np.isnan(e.site_grid_carbon_kg_per_mwh[data.site_ids.index(site)]).all()}
-    unstated = [site for site in data.site_ids if np.isnan(e.site_grid_carbon_kg_per_mwh[data.site_ids.index(site)]).all()]
+    stated = ~np.isnan(e.site_grid_carbon_kg_per_mwh).all(axis=1)  # [site]: an intensity in some hour
+    carbon = table.groupby("site", sort=False)["carbon_t"].sum()
+    carbon_by_site = {site: float(carbon[site]) for site, known in zip(data.site_ids, stated)
+                      if known and site in carbon.index}
+    unstated = [site for site, known in zip(data.site_ids, stated) if not known]
     quotas = {}
     for q, quota_id in enumerate(e.quota_ids):
         sites = [data.site_ids[s] for s in np.nonzero(e.site_quota == q)[0]]

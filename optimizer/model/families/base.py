@@ -318,6 +318,30 @@ def site_mwh_terms(data: ModelData, terms: Terms) -> tuple[np.ndarray, np.ndarra
     return data.pool_site[pool], hour, terms.column, terms.coefficient * kw_per_block / 1000.0
 
 
+def site_draw_kw(data: ModelData, model: LinearModel, values: np.ndarray) -> np.ndarray:
+    """[site, hour] facility power (kW; MWh x 1000 over an hour) the whole blocks of ``values`` draw."""
+    terms = model.expressions[POOL_BLOCKS]
+    pool = terms.coords[0]
+    kw_per_block = data.pool_block * data.pool_chip_power_kw
+    draw = np.zeros_like(data.site_power_cap_kw)
+    np.add.at(draw, (data.pool_site[pool], terms.coords[1]),
+              terms.coefficient * np.rint(values[terms.column]) * kw_per_block[pool])
+    return draw
+
+
+def site_max_draw_kw(data: ModelData) -> np.ndarray:
+    """[site, hour] the most a site's pools could draw (kW): every usable block of every pool in
+    use, before the site's cap."""
+    out = np.zeros_like(data.site_power_cap_kw)
+    np.add.at(out, data.pool_site, data.pool_available_blocks * (data.pool_block * data.pool_chip_power_kw)[:, None])
+    return out
+
+
+def site_max_mwh(data: ModelData) -> np.ndarray:
+    """[site, hour] the most facility energy a site can draw in the hour: its pools flat out, within its cap."""
+    return np.minimum(site_max_draw_kw(data), data.site_power_cap_kw) / 1000.0
+
+
 def pool_hour_usage(model: LinearModel, values: np.ndarray) -> np.ndarray:
     """Blocks of each pool in use in each hour at ``values`` ([pool, hour]), from the expression
     every family that uses chips adds to."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from optimizer.model.families.renewable_quota import site_max_mwh
 from optimizer.model.families.base import (
-    POOL_BLOCKS, RENEWABLE_MWH, BuildContext, ConstraintFamily, CostTerm, Rows, Variable, row_index, site_mwh_terms,
+    POOL_BLOCKS, RENEWABLE_MWH, BuildContext, ConstraintFamily, CostTerm, Rows, Variable, row_index, site_max_mwh,
+    site_mwh_terms,
 )
 
 CARBON = CostTerm("carbon", "tonnes of CO2 from grid energy x carbon_usd_per_t")

@@ -14,7 +14,7 @@ import numpy as np
 
 from optimizer.model.families.base import (
     ELASTIC_SLACK_COST, ENERGY, POOL_BLOCKS, RENEWABLE_MWH, BuildContext, ConstraintFamily, CostTerm, Rows,
-    ShadowPrice, Shortfall, Variable, binding, group, row_index, row_worth, site_mwh_terms,
+    ShadowPrice, Shortfall, Variable, binding, group, row_index, row_worth, site_draw_kw, site_max_mwh, site_mwh_terms,
 )
 from optimizer.model.families.inference_demand import SLACK_TOLERANCE
 from optimizer.units import hour_ranges
@@ -54,14 +54,6 @@ def _split_columns(d):
     return (site, hour), (cert_site, cert_hour)
 
 
-def site_max_mwh(d) -> np.ndarray:
-    """[site, hour] the most facility energy a site's pools could draw (every usable block in use)."""
-    kw_per_block = d.pool_block * d.pool_chip_power_kw
-    out = np.zeros((len(d.site_ids), d.hours))
-    np.add.at(out, d.pool_site, d.pool_available_blocks * kw_per_block[:, None] / 1000.0)
-    return np.minimum(out, d.site_power_cap_kw / 1000.0)
-
-
 class RenewableQuota(ConstraintFamily):
     name = "renewable_quota"
     doc = "renewable energy used and certificates within what each site draws; each quota's share of its sites' energy"
@@ -77,12 +69,13 @@ class RenewableQuota(ConstraintFamily):
         (site, hour), (cert_site, cert_hour) = _split_columns(d)
         # The grid price is already in the blocks' cost: a renewable MWh replaces it.
         energy = e.site_renewable_usd_per_mwh[site] - d.site_energy_usd_per_kwh[site, hour] * 1000.0
-        upper = np.minimum(e.site_renewable_mwh[site, hour], site_max_mwh(d)[site, hour])
+        most = site_max_mwh(d)
+        upper = np.minimum(e.site_renewable_mwh[site, hour], most[site, hour])
         fam = ctx.add_variables(RENEWABLE, (site, hour), lower=0.0, upper=upper, cost=energy,
                                 cost_terms={ENERGY: energy})
         ctx.contribute(RENEWABLE_MWH, (site, hour), fam.start + np.arange(fam.size), np.ones(fam.size))
         price = e.site_rec_usd_per_mwh[cert_site]
-        ctx.add_variables(CERTIFICATE, (cert_site, cert_hour), lower=0.0, upper=site_max_mwh(d)[cert_site, cert_hour],
+        ctx.add_variables(CERTIFICATE, (cert_site, cert_hour), lower=0.0, upper=most[cert_site, cert_hour],
                           cost=price, cost_terms={CERTIFICATES: price})
 
     def add_elastic(self, ctx: BuildContext) -> None:
@@ -134,7 +127,7 @@ class RenewableQuota(ConstraintFamily):
         if fam is None:
             return []
         e = data.energy
-        drawn = _site_hour_mwh(data, model, values)
+        drawn = site_draw_kw(data, model, values) / 1000.0
         renewable = np.zeros_like(drawn)
         for var in (RENEWABLE, CERTIFICATE):
             block = model.variables.get(var.name)
@@ -180,15 +173,6 @@ class RenewableQuota(ConstraintFamily):
             return []
         return [ShadowPrice(self.name, data.energy.quota_ids[q], None, float(v), "USD/MWh")
                 for q, v in zip(fam.coords[0], value)]
-
-
-def _site_hour_mwh(data, model, values) -> np.ndarray:
-    """[site, hour] facility MWh the plan ``values`` draws."""
-    terms = model.expressions[POOL_BLOCKS]
-    site, hour, column, mwh = site_mwh_terms(data, terms)
-    out = np.zeros((len(data.site_ids), data.hours))
-    np.add.at(out, (site, hour), mwh * np.rint(values[column]))
-    return out
 
 
 FAMILY = RenewableQuota()

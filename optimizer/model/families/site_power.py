@@ -5,23 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.model.families.base import (
-    POOL_BLOCKS, BuildContext, ConstraintFamily, Rows, ShadowPrice, binding, group, row_worth,
+    POOL_BLOCKS, BuildContext, ConstraintFamily, Rows, ShadowPrice, binding, group, row_worth, site_draw_kw,
+    site_max_draw_kw,
 )
 
 SITE_POWER = Rows(
     "site_power", ("site", "hour"), "<=",
     "sum of blocks in use x block x power_kw x pue <= 1000 x power_cap_mw",
 )
-
-
-def _draw_kw(data, model, values) -> np.ndarray:
-    terms = model.expressions[POOL_BLOCKS]
-    kw_per_block = data.pool_block * data.pool_chip_power_kw
-    draw = np.zeros_like(data.site_power_cap_kw)
-    pool = terms.coords[0]
-    np.add.at(draw, (data.pool_site[pool], terms.coords[1]),
-              terms.coefficient * np.rint(values[terms.column]) * kw_per_block[pool])
-    return draw
 
 
 class SitePower(ConstraintFamily):
@@ -38,10 +29,7 @@ class SitePower(ConstraintFamily):
         pool, hour = terms.coords
         site = d.pool_site[pool]
         cap_kw = d.site_power_cap_kw[site, hour]
-        # Most each site could draw in each hour: every usable block of every pool in use.
-        max_draw_kw = np.zeros_like(d.site_power_cap_kw)
-        np.add.at(max_draw_kw, d.pool_site, d.pool_available_blocks * kw_per_block[:, None])
-        binding_ = np.isfinite(cap_kw) & (max_draw_kw[site, hour] > cap_kw * (1 + 1e-12))
+        binding_ = np.isfinite(cap_kw) & (site_max_draw_kw(d)[site, hour] > cap_kw * (1 + 1e-12))
         k = np.nonzero(binding_)[0]
         (s, t), row = group(site[k], hour[k])
         ctx.add_rows(
@@ -52,7 +40,7 @@ class SitePower(ConstraintFamily):
     def full(self, data, model, values, pool_hours):
         """A capped site is full in an hour when one more block of a pool short demand could use
         would not fit under its cap."""
-        draw = _draw_kw(data, model, values)
+        draw = site_draw_kw(data, model, values)
         kw_per_block = data.pool_block * data.pool_chip_power_kw
         hours_of: dict[int, set[int]] = {}
         for p, t in pool_hours:

@@ -57,6 +57,8 @@ class Facts:
     energy: dict[tuple[str, int], tuple] = field(default_factory=dict)
     energy_read: bool = False  # energy.csv was read (its rows are in ``energy``)
     carbon_t: dict[str, float] = field(default_factory=dict)  # site id -> tonnes of CO2 recomputed
+    #: quota id -> (facility MWh of its sites, renewable + certified MWh), from energy.csv
+    quota_mwh: dict[str, tuple[float, float]] = field(default_factory=dict)
     unmet_pflops_hours: float = 0.0
     short_eflop: float = 0.0
 

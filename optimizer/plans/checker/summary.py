@@ -99,9 +99,7 @@ def _check_energy(block: object, report: CheckReport) -> None:
         violations.append("summary.json: energy.quotas must have one entry per renewable quota")
         return
     for quota in facts.instance.renewable_quotas:
-        sites = set(quota.sites)
-        drawn = sum(r[0] for (s, _), r in facts.energy.items() if s in sites)
-        counted = sum(r[1] + r[2] for (s, _), r in facts.energy.items() if s in sites)
+        drawn, counted = facts.quota_mwh.get(quota.id, (0.0, 0.0))
         entry = quotas[quota.id]
         share = entry.get("achieved_share") if isinstance(entry, dict) else None
         expected = counted / drawn if drawn > 0 else None

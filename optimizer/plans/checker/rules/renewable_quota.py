@@ -84,6 +84,7 @@ def check(facts: Facts) -> None:
             counted[quota_of[site_id].id] = counted.get(quota_of[site_id].id, 0.0) + renewable + certificates
             drawn[quota_of[site_id].id] = drawn.get(quota_of[site_id].id, 0.0) + facility
     for quota in facts.instance.renewable_quotas:
+        facts.quota_mwh[quota.id] = (drawn.get(quota.id, 0.0), counted.get(quota.id, 0.0))
         need = quota.share * drawn.get(quota.id, 0.0)
         if exceeds(need, counted.get(quota.id, 0.0)):
             violations.append(f"renewable_quota[{quota.id}]: {counted.get(quota.id, 0.0):.6g} MWh renewable and "
