@@ -35,6 +35,7 @@ import numpy as np
 
 from optimizer.model.data import ModelData, build_model_data
 from optimizer.plans.accounting import account_plan
+from optimizer.plans.economics import Routing
 from optimizer.plans.instruments import Bought, applied_coverage
 from optimizer.plans.plan import Plan
 from optimizer.solvers.result import SolveStatus
@@ -75,34 +76,60 @@ def _take(data: ModelData, state: _State, k: int, blocks: int, kw_per_block: np.
     state.chips[k] += blocks * data.pool_block[p]
 
 
-def _serve_inference(data: ModelData, state: _State, usd_per_chip_hour: np.ndarray, kw_per_block: np.ndarray) -> None:
+def _serve_inference(data: ModelData, state: _State, usd_per_chip_hour: np.ndarray, kw_per_block: np.ndarray) -> Routing:
     rate_pflops = data.alloc_rate_tflops / 1000.0
     usd_per_pflops_hour = usd_per_chip_hour / rate_pflops
     inference = [w for w in range(len(data.workload_ids)) if data.workload_is_inference[w]]
     # Hard first (nan price), then the most expensive to leave unmet.
     inference.sort(key=lambda w: (not np.isnan(data.unmet_usd_per_pflops_hour[w]), -np.nan_to_num(data.unmet_usd_per_pflops_hour[w])))
-    by_workload_hour: dict[tuple[int, int], list[int]] = {}
+    by_workload_hour: dict[tuple[int, int, int], list[int]] = {}
     for k in range(data.n_alloc):
-        by_workload_hour.setdefault((int(data.alloc_workload[k]), int(data.alloc_hour[k])), []).append(k)
+        key = (int(data.alloc_workload[k]), int(data.alloc_variant[k]), int(data.alloc_hour[k]))
+        by_workload_hour.setdefault(key, []).append(k)
+    routing = greedy_routing(data)
+    e = data.economics
     for t in range(data.hours):
         for w in inference:
-            need = float(data.inference_demand_pflops[w, t])
-            penalty = data.unmet_usd_per_pflops_hour[w]
-            for k in sorted(by_workload_hour.get((w, t), []), key=lambda k: (usd_per_pflops_hour[k], k)):
-                if need <= 1e-9:
-                    break
-                p = data.alloc_pool[k]
-                pflops_per_block = rate_pflops[k] * data.pool_block[p]
-                wanted = math.ceil(need / pflops_per_block - 1e-9)
-                blocks = min(wanted, _room_in_blocks(data, state, k, kw_per_block))
-                if not np.isnan(penalty):
-                    # Buy only blocks that cost less than the demand they serve would cost unmet.
-                    block_cost = usd_per_chip_hour[k] * data.pool_block[p]
-                    while blocks > 0 and block_cost > penalty * min(need - (blocks - 1) * pflops_per_block, pflops_per_block):
-                        blocks -= 1
-                if blocks > 0:
-                    _take(data, state, k, blocks, kw_per_block)
-                    need -= blocks * pflops_per_block
+            variants = e.variant_index(w)
+            # A routed service: each variant serves its fixed share of the demand at its FLOP per token.
+            parts = [(int(v), routing.share[v, t] * e.variant_ratio[v]) for v in variants] or [(-1, 1.0)]
+            for v, scale in parts:
+                need = float(data.inference_demand_pflops[w, t]) * scale
+                penalty = data.unmet_usd_per_pflops_hour[w] / (e.variant_ratio[v] if v >= 0 else 1.0)
+                for k in sorted(by_workload_hour.get((w, v, t), []), key=lambda k: (usd_per_pflops_hour[k], k)):
+                    if need <= 1e-9:
+                        break
+                    p = data.alloc_pool[k]
+                    pflops_per_block = rate_pflops[k] * data.pool_block[p]
+                    wanted = math.ceil(need / pflops_per_block - 1e-9)
+                    blocks = min(wanted, _room_in_blocks(data, state, k, kw_per_block))
+                    if not np.isnan(penalty):
+                        # Buy only blocks that cost less than the demand they serve would cost unmet.
+                        block_cost = usd_per_chip_hour[k] * data.pool_block[p]
+                        while blocks > 0 and block_cost > penalty * min(need - (blocks - 1) * pflops_per_block, pflops_per_block):
+                            blocks -= 1
+                    if blocks > 0:
+                        _take(data, state, k, blocks, kw_per_block)
+                        need -= blocks * pflops_per_block
+    return routing
+
+
+def greedy_routing(data: ModelData) -> Routing:
+    """Greedy's fixed routing: every variant its min_share, the rest to the variants with the
+    least FLOP per token first, each up to its max_share (the same shares in every hour with demand)."""
+    e = data.economics
+    share = np.zeros((len(e.variant_ids), data.hours))
+    for w in np.unique(e.variant_workload):
+        variants = e.variant_index(int(w))
+        mine = e.variant_min_share[variants].copy()
+        left = 1.0 - mine.sum()
+        for k in np.argsort(e.variant_ratio[variants], kind="stable"):
+            add = min(left, e.variant_max_share[variants[k]] - mine[k])
+            mine[k] += add
+            left -= add
+        hours = data.inference_demand_pflops[w] > 0
+        share[np.ix_(variants, np.nonzero(hours)[0])] = mine[:, None]
+    return Routing(share)
 
 
 def _place_training(data: ModelData, state: _State, w: int, slots: np.ndarray, usd_per_eflop: np.ndarray, kw_per_block: np.ndarray) -> float:
@@ -269,7 +296,7 @@ def _greedy(instance: Instance, buy_to_average: bool) -> Plan:
     usd_per_chip_hour = data.pool_usd_per_chip_hour[pool] + data.pool_chip_power_kw[pool] * energy_usd_per_kwh
     kw_per_block = data.pool_block * data.pool_chip_power_kw
     state = _State(data)
-    _serve_inference(data, state, usd_per_chip_hour, kw_per_block)
+    routing = _serve_inference(data, state, usd_per_chip_hour, kw_per_block)
     state = _place_trainings(data, state, usd_per_chip_hour, kw_per_block)
 
     plan = Plan(
@@ -293,7 +320,7 @@ def _greedy(instance: Instance, buy_to_average: bool) -> Plan:
         np.add.at(in_use, (data.gang_pool[option], span_hour), data.gang_chips[data.gang_workload[option]])
         bought = applied_coverage(data, _average_levels(data, in_use), in_use)
     account_plan(plan, data, state.chips, np.zeros(len(data.pool_ids), dtype=np.int64), gang_started=state.gang_started,
-                 bought=bought)
+                 bought=bought, routing=routing)
     plan.objective_usd = plan.cost_usd["total"]
     hard_unmet = plan.unmet[plan.unmet.workload.isin([data.workload_ids[w] for w in np.nonzero(data.hard_inference)[0]])]
     hard_short = plan.shortfall[

@@ -41,6 +41,9 @@ MAX_CHIPS = 100_000_000  # in one pool, block, run or gang
 MAX_PFLOPS = 1e9  # one service's demand in one hour
 MAX_EFLOP = 1e12  # one training run's work
 MAX_CARBON_KG_PER_MWH = 5_000.0  # lignite is about 1,100
+MAX_TOKENS_PER_S = 1e12  # one service in one hour
+MAX_FLOP_PER_TOKEN = 1e16  # a 5-quadrillion-parameter model
+MAX_MODEL_PARAMS_B = 5e6
 #: Longest horizon: ten years of hours.  (The model's size is bounded too: see validate.py.)
 MAX_HOURS = 87_840
 
@@ -119,6 +122,7 @@ HourlyPowerMw = _hourly(MAX_SITE_POWER_MW)
 HourlyUsdPerMwh = _hourly(MAX_USD)
 HourlyPflops = _hourly(MAX_PFLOPS)
 HourlyKgPerMwh = _hourly(MAX_CARBON_KG_PER_MWH)
+HourlyTokensPerS = _hourly(MAX_TOKENS_PER_S)
 HourlyChips = Annotated[
     Union[int, tuple[int, ...]],
     PlainValidator(_hourly_chips),
@@ -128,6 +132,11 @@ HourlyChips = Annotated[
 Chips = Annotated[int, Field(ge=1, le=MAX_CHIPS)]
 
 Vendor = Literal["nvidia", "google", "aws", "amd", "other"]
+#: What compute is for, in the envelope (serving customers, model development, the lab's own use).
+Category = Literal["inference", "research", "internal"]
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+FlopPerToken = Annotated[float, Field(gt=0, le=MAX_FLOP_PER_TOKEN, allow_inf_nan=False)]
+ModelParamsB = Annotated[float, Field(gt=0, le=MAX_MODEL_PARAMS_B, allow_inf_nan=False)]
 Pricing = Literal["owned", "on_demand", "spot", "reserved", "capacity_block"]
 
 
@@ -223,14 +232,37 @@ class Pool(StrictModel):
     description: str | None = None
 
 
+class Variant(StrictModel):
+    """One model a routed service's tokens may go to (a flagship, a draft): its FLOP per token,
+    its efficiency per chip, and bounds on its share of the service's tokens in each hour."""
+
+    id: Id
+    flop_per_token: FlopPerToken | None = Field(default=None, description="FLOP to produce one token.")
+    model_params_b: ModelParamsB | None = Field(
+        default=None, description="Parameters, billions: 2 x params FLOP per token (in place of flop_per_token).")
+    efficiency: dict[Id, Efficiency] | None = Field(
+        default=None, description="Chip id -> achieved fraction of peak for this model; null: the service's.")
+    min_share: Share = Field(default=0.0, description="Least share of the service's tokens served in an hour.")
+    max_share: Share = Field(default=1.0, description="Largest share of the service's tokens served in an hour.")
+    description: str | None = None
+
+    def tokens_flop(self) -> float:
+        """FLOP per token (flop_per_token, or 2 x params)."""
+        return self.flop_per_token if self.flop_per_token is not None else 2e9 * self.model_params_b
+
+
 class InferenceWorkload(StrictModel):
-    """A serving workload: useful PFLOP/s needed in every hour."""
+    """A serving workload: useful PFLOP/s (or tokens per second) needed in every hour."""
 
     type: Literal["inference"]
     id: Id
-    demand_pflops: HourlyPflops = Field(
-        description="Useful PFLOP/s needed in each hour (number or hourly list)."
+    demand_pflops: HourlyPflops | None = Field(
+        default=None, description="Useful PFLOP/s needed in each hour (number or hourly list); or demand_tokens_per_s."
     )
+    demand_tokens_per_s: HourlyTokensPerS | None = Field(
+        default=None,
+        description="Tokens per second needed in each hour (number or hourly list), in place of demand_pflops: "
+                    "PFLOP/s = tokens/s x flop_per_token / 1e15.")
     efficiency: dict[Id, Efficiency] = Field(
         min_length=1,
         description="Chip id -> achieved fraction of peak in (0, 1]; chips not listed cannot run it.",
@@ -242,7 +274,43 @@ class InferenceWorkload(StrictModel):
         default=None,
         description="Penalty per PFLOP/s-hour left unserved, USD; null means the demand is hard.",
     )
+    category: Category = Field(default="inference", description="inference | research | internal (the envelope's).")
+    flop_per_token: FlopPerToken | None = Field(
+        default=None, description="FLOP to produce one token: what turns tokens into PFLOP/s (a routed service: "
+                                  "its demand's reference; null: its first variant's).")
+    model_params_b: ModelParamsB | None = Field(
+        default=None, description="Parameters, billions: 2 x params FLOP per token (in place of flop_per_token).")
+    revenue_usd_per_mtok: Usd | None = Field(
+        default=None, description="Revenue per million tokens served to paying users, USD.")
+    paying_share: Share = Field(default=1.0, description="Share of the service's tokens that pay.")
+    variants: list[Variant] = Field(
+        default_factory=list,
+        description="Models the service's tokens may be routed to; the optimizer picks each one's share per hour.")
     description: str | None = None
+
+    def tokens_flop(self) -> float | None:
+        """FLOP per token that demand is measured at: the service's own, else its first variant's
+        (None: the service speaks PFLOP/s only)."""
+        if self.flop_per_token is not None:
+            return self.flop_per_token
+        if self.model_params_b is not None:
+            return 2e9 * self.model_params_b
+        return self.variants[0].tokens_flop() if self.variants else None
+
+    def models(self) -> list[tuple[Variant | None, dict[str, float]]]:
+        """What the service's chips can run: (None, its efficiency) for a plain service; for a
+        routed one each variant and its efficiency (the service's where it gives none)."""
+        if not self.variants:
+            return [(None, self.efficiency)]
+        return [(v, v.efficiency if v.efficiency is not None else self.efficiency) for v in self.variants]
+
+    def pflops_demand(self) -> float | tuple[float, ...]:
+        """Demand in PFLOP/s (at tokens_flop for a token-denominated service), a number or one per hour."""
+        if self.demand_pflops is not None:
+            return self.demand_pflops
+        scale = self.tokens_flop() / 1e15
+        value = self.demand_tokens_per_s
+        return tuple(v * scale for v in value) if isinstance(value, tuple) else value * scale
 
 
 class TrainingWorkload(StrictModel):
@@ -300,8 +368,17 @@ class TrainingWorkload(StrictModel):
         default=None,
         description="Penalty per EFLOP not delivered by the deadline, USD; null means the work must be finished.",
     )
+    category: Category = Field(default="research", description="inference | research | internal (the envelope's).")
     description: str | None = None
 
+
+#: Workload fields that an instance written before them leaves out (absent and default are one
+#: instance, so their defaults stay out of the fingerprint: Instance.sha256).
+WORKLOAD_ECONOMICS_DEFAULTS = {
+    "inference": {"demand_pflops": None, "demand_tokens_per_s": None, "category": "inference", "flop_per_token": None,
+                  "model_params_b": None, "revenue_usd_per_mtok": None, "paying_share": 1.0, "variants": []},
+    "training": {"category": "research"},
+}
 
 Workload = Annotated[Union[InferenceWorkload, TrainingWorkload], Field(discriminator="type")]
 
@@ -392,6 +469,26 @@ class RenewableQuota(StrictModel):
     description: str | None = None
 
 
+class CategoryFloor(StrictModel):
+    """The least compute a category gets, never cut: EFLOP over the horizon, or a share of all
+    compute delivered."""
+
+    eflop: Annotated[float, Field(gt=0, le=MAX_EFLOP, allow_inf_nan=False)] | None = None
+    share: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
+
+
+class Envelope(StrictModel):
+    """One compute budget over the horizon, split between serving, research and internal use."""
+
+    budget_usd: Annotated[float, Field(gt=0, le=MAX_USD * 1000, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="Most the plan may spend over the horizon (every spend cost term), USD. With a budget, "
+                    "unserved tokens of a service with revenue_usd_per_mtok cost the paying revenue they lose.")
+    floors: dict[Category, CategoryFloor] = Field(
+        default_factory=dict, description="Category -> its floor (eflop, or share of delivered compute).")
+    description: str | None = None
+
+
 class Instance(StrictModel):
     """A planning problem: chips, sites, pools of chips and the workloads to serve."""
 
@@ -411,6 +508,7 @@ class Instance(StrictModel):
     renewable_quotas: list[RenewableQuota] = Field(default_factory=list)
     carbon_usd_per_t: Usd | None = Field(
         default=None, description="Price put on each tonne of CO2 from grid energy (a cost term); null: not priced.")
+    envelope: Envelope | None = Field(default=None, description="A compute budget and category floors; null: none.")
 
     def sha256(self) -> str:
         """The instance's fingerprint: sha256 of its canonical form (every field, defaults
@@ -420,8 +518,13 @@ class Instance(StrictModel):
         for key in OPTIONAL_LISTS:  # absent and empty are one instance (fingerprints from before them hold)
             if not data[key]:
                 del data[key]
-        if data["carbon_usd_per_t"] is None:
-            del data["carbon_usd_per_t"]
+        for key in ("carbon_usd_per_t", "envelope"):
+            if data[key] is None:
+                del data[key]
+        for workload in data["workloads"]:
+            for key, default in WORKLOAD_ECONOMICS_DEFAULTS[workload["type"]].items():
+                if workload[key] == default:
+                    del workload[key]
         for site in data["sites"]:
             for key, default in SITE_ENERGY_DEFAULTS.items():
                 if site[key] == default:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from optimizer.errors import FieldError
+from optimizer.input.economics import check_economics
 from optimizer.input.instruments import check_instruments, latest_start
 from optimizer.input.schema import InferenceWorkload, Instance, Pool, TrainingWorkload
 from optimizer.units import EFLOP_PER_TFLOPS_HOUR, gang_duration_hours, hour_ranges
@@ -118,9 +119,7 @@ def check_instance(instance: Instance) -> list[FieldError]:
                         f"{path}.sites[{position}]", f"unknown site {site_id!r}", f"use one of: {_known(sites)}"
                     )
                 )
-        if isinstance(workload, InferenceWorkload):
-            check_length(f"{path}.demand_pflops", workload.demand_pflops, "demand")
-        else:
+        if not isinstance(workload, InferenceWorkload):  # a service's demand: economics.py
             deadline = workload.deadline_hour if workload.deadline_hour is not None else hours
             if workload.deadline_hour is not None and workload.deadline_hour > hours:
                 errors.append(
@@ -138,6 +137,8 @@ def check_instance(instance: Instance) -> list[FieldError]:
                         "release the run before its (exclusive) deadline",
                     )
                 )
+
+    errors += check_economics(instance, workload_paths, chips)
 
     if errors:
         # The face-value demand checks below need resolved ids and right lengths.
@@ -195,12 +196,13 @@ def model_columns(instance: Instance) -> int:
     total = 0
     for workload in instance.workloads:
         if isinstance(workload, InferenceWorkload):
-            demand = workload.demand_pflops
+            demand = workload.pflops_demand()
             active = sum(1 for v in demand if v > 0) if isinstance(demand, tuple) else (instance.hours if demand > 0 else 0)
         else:
             deadline = workload.deadline_hour if workload.deadline_hour is not None else instance.hours
             active = max(deadline - workload.release_hour, 0)
-        total += active * sum(1 for pool in instance.pools if _serves(workload, pool))
+        models = max(len(getattr(workload, "variants", ())), 1)  # a routed service: a column per variant
+        total += active * models * sum(1 for pool in instance.pools if _serves(workload, pool))
     return total
 
 
@@ -321,7 +323,8 @@ def instance_warnings(instance: Instance) -> list[FieldError]:
 
 
 def _serves(workload: InferenceWorkload | TrainingWorkload, pool: Pool) -> bool:
-    return pool.chip in workload.efficiency and (workload.sites is None or pool.site in workload.sites)
+    runs = [workload.efficiency] + [v.efficiency or workload.efficiency for v in getattr(workload, "variants", ())]
+    return any(pool.chip in efficiency for efficiency in runs) and (workload.sites is None or pool.site in workload.sites)
 
 
 def _impossible_hard_demand(instance: Instance, workload_paths: list[str]) -> list[FieldError]:
@@ -346,11 +349,13 @@ def _impossible_hard_demand(instance: Instance, workload_paths: list[str]) -> li
     for workload, path in zip(instance.workloads, workload_paths):
         pools = [pool for pool in instance.pools if _serves(workload, pool)]
         if isinstance(workload, InferenceWorkload):
-            if workload.unmet_usd_per_pflops_hour is not None:
+            # Routed services: what the variants can serve depends on their shares; the solve's
+            # diagnosis explains an impossible one.
+            if workload.unmet_usd_per_pflops_hour is not None or workload.variants:
                 continue
             short_hours, worst = [], None
             for hour in range(instance.hours):
-                demand = _hourly_value(workload.demand_pflops, hour)
+                demand = _hourly_value(workload.pflops_demand(), hour)
                 if demand <= 0:
                     continue
                 best = sum(usable_chips(pool, hour) * rate_tflops(workload, pool) for pool in pools) / 1000
@@ -362,7 +367,7 @@ def _impossible_hard_demand(instance: Instance, workload_paths: list[str]) -> li
                 hour, demand, best = worst
                 errors.append(
                     FieldError(
-                        f"{path}.demand_pflops",
+                        f"{path}.{'demand_pflops' if workload.demand_pflops is not None else 'demand_tokens_per_s'}",
                         f"hard demand exceeds what every eligible pool could deliver in hours "
                         f"{hour_ranges(short_hours)} (worst: hour {hour} needs {demand:g} PFLOP/s, "
                         f"at most {best:g} possible)",

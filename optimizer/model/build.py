@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.model.data import ModelData
-from optimizer.model.families import FAMILIES
+from optimizer.model.families import FAMILIES, cost_terms
 from optimizer.model.families.base import BuildContext
 from optimizer.model.linear import LinearModel, ModelBuilder
 
@@ -30,9 +30,11 @@ def build_model(
     i = data.instruments
     ids = {"workload": data.workload_ids, "pool": data.pool_ids, "site": data.site_ids, "chip": data.chip_ids,
            "offer": i.offer_ids, "commitment": i.commitment_ids, "contract": i.contract_ids,
-           "quota": data.energy.quota_ids}
+           "quota": data.energy.quota_ids, "variant": data.economics.variant_ids,
+           "category": data.economics.category_ids}
     ctx = BuildContext(data=data, builder=ModelBuilder(ids), elastic=elastic,
-                       fixed_reserved_blocks=fixed_reserved_blocks, keep_implied_rows=keep_implied_rows)
+                       fixed_reserved_blocks=fixed_reserved_blocks, keep_implied_rows=keep_implied_rows,
+                       spend_keys=frozenset(term.key for term in cost_terms() if term.spend))
     for family in FAMILIES:
         family.add_variables(ctx)
     if elastic:

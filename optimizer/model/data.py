@@ -2,8 +2,9 @@
 
 No solver is imported here.  Entities are numbered in file order; hourly
 values become ``(entity, hour)`` arrays; the eligible allocations become the
-triple arrays ``alloc_workload, alloc_pool, alloc_hour`` (sorted by workload,
-pool, hour), each with its per-chip rate and upper bound in blocks.  Gang-scheduled
+triple arrays ``alloc_workload, alloc_pool, alloc_hour`` (sorted by workload, variant,
+pool, hour) (a routed service's once per variant, ``alloc_variant``), each with its per-chip
+rate and upper bound in blocks.  Gang-scheduled
 training runs get no hourly allocations: their choices are the eligible
 ``(workload, pool, start hour)`` options in the ``gang_*`` arrays.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from optimizer.input.schema import InferenceWorkload, Instance
+from optimizer.model.economics import EconomicsData, build_economics_data
 from optimizer.model.energy import EnergyData, build_energy_data
 from optimizer.model.instruments import InstrumentData, block_reachable, build_instrument_data
 from optimizer.units import gang_duration_hours, hourly_array
@@ -69,6 +71,7 @@ class ModelData:
     alloc_hour: np.ndarray
     alloc_rate_tflops: np.ndarray  # useful TFLOP/s of one chip of that pool for that workload
     alloc_max_blocks: np.ndarray  # upper bound of the allocation in blocks
+    alloc_variant: np.ndarray  # routed services: the variant the chips run (economics.variant_ids), -1 otherwise
 
     # Gang-scheduled runs: one entry per eligible (workload, pool, start hour).
     gang_chips: np.ndarray  # [workload], 0 = not a gang run
@@ -83,6 +86,8 @@ class ModelData:
     instruments: InstrumentData = None  # type: ignore[assignment]  (always set by build_model_data)
     #: Renewable supply, grid carbon, certificates and quotas (model/energy.py).
     energy: EnergyData = None  # type: ignore[assignment]  (always set by build_model_data)
+    #: Categories, tokens, revenue, routing variants and the envelope (model/economics.py).
+    economics: EconomicsData = None  # type: ignore[assignment]  (always set by build_model_data)
 
     @property
     def n_alloc(self) -> int:
@@ -144,6 +149,7 @@ def build_model_data(instance: Instance) -> ModelData:
     pool_interruption = np.array([pool.interruption_rate for pool in pools])
 
     workloads = instance.workloads
+    economics = build_economics_data(instance)
     n_workloads = len(workloads)
     is_inference = np.array([isinstance(w, InferenceWorkload) for w in workloads])
     demand = np.zeros((n_workloads, hours))
@@ -160,9 +166,12 @@ def build_model_data(instance: Instance) -> ModelData:
     active_hours: list[np.ndarray] = []
     for w, workload in enumerate(workloads):
         if isinstance(workload, InferenceWorkload):
-            demand[w] = hourly_array(workload.demand_pflops, hours)
+            demand[w] = hourly_array(workload.pflops_demand(), hours)
             if workload.unmet_usd_per_pflops_hour is not None:
                 unmet_price[w] = workload.unmet_usd_per_pflops_hour
+            if economics.has_budget and workload.revenue_usd_per_mtok is not None:
+                # Within a budget, a token not served loses the paying revenue it would have earned.
+                unmet_price[w] = economics.revenue_usd_per_pflops_hour[w]
             active_hours.append(np.nonzero(demand[w] > 0)[0])
         else:
             work[w] = workload.work_eflop
@@ -181,50 +190,56 @@ def build_model_data(instance: Instance) -> ModelData:
     kw_per_chip = chip_power[pool_chip] * np.array([site.pue for site in instance.sites])[pool_site]
     parts: list[tuple[np.ndarray, ...]] = []
     gang_parts: list[tuple[np.ndarray, ...]] = []
+    variant_of = {(int(w), vid.split("/", 1)[1]): v
+                  for v, (w, vid) in enumerate(zip(economics.variant_workload, economics.variant_ids))}
     for w, workload in enumerate(workloads):
         allowed_sites = None if workload.sites is None else set(workload.sites)
         hours_active = active_hours[w]
-        for p, pool in enumerate(pools):
-            if pool.chip not in workload.efficiency:
-                continue
-            if allowed_sites is not None and pool.site not in allowed_sites:
-                continue
-            if gang_chips[w]:
-                rate = chip_peak[pool_chip[p]] * workload.efficiency[pool.chip] * (1 - pool.interruption_rate)
-                starts, duration = _gang_starts(
-                    int(gang_chips[w]), rate, float(work[w]), hours_active, pool_available_blocks[p],
-                    pool.block, bool(pool_reserved[p]), site_cap_kw[pool_site[p]], kw_per_chip[p],
-                )
-                # Starts only on the run's scheduling grid: release_hour + k x gang_start_step_hours.
-                starts = starts[(starts - workload.release_hour) % (workload.gang_start_step_hours or 1) == 0]
-                if len(starts):
-                    n = len(starts)
-                    gang_parts.append(
-                        (np.full(n, w), np.full(n, p), starts, np.full(n, duration),
-                         np.full(n, gang_chips[w] // pool.block), np.full(n, rate))
+        models = workload.models() if isinstance(workload, InferenceWorkload) else [(None, workload.efficiency)]
+        for variant, efficiency in models:
+            v = -1 if variant is None else variant_of[(w, variant.id)]
+            for p, pool in enumerate(pools):
+                if pool.chip not in efficiency:
+                    continue
+                if allowed_sites is not None and pool.site not in allowed_sites:
+                    continue
+                if gang_chips[w]:
+                    rate = chip_peak[pool_chip[p]] * efficiency[pool.chip] * (1 - pool.interruption_rate)
+                    starts, duration = _gang_starts(
+                        int(gang_chips[w]), rate, float(work[w]), hours_active, pool_available_blocks[p],
+                        pool.block, bool(pool_reserved[p]), site_cap_kw[pool_site[p]], kw_per_chip[p],
                     )
-                continue
-            bound = pool_available_blocks[p, hours_active]
-            if np.isfinite(max_chips[w]):
-                bound = np.minimum(bound, int(max_chips[w]) // pool.block)
-            keep = bound > 0
-            if not keep.any():
-                continue
-            rate = chip_peak[pool_chip[p]] * workload.efficiency[pool.chip] * (1 - pool.interruption_rate)
-            count = int(keep.sum())
-            parts.append(
-                (
-                    np.full(count, w, dtype=np.int64),
-                    np.full(count, p, dtype=np.int64),
-                    hours_active[keep].astype(np.int64),
-                    np.full(count, rate),
-                    bound[keep].astype(np.int64),
+                    # Starts only on the run's scheduling grid: release_hour + k x gang_start_step_hours.
+                    starts = starts[(starts - workload.release_hour) % (workload.gang_start_step_hours or 1) == 0]
+                    if len(starts):
+                        n = len(starts)
+                        gang_parts.append(
+                            (np.full(n, w), np.full(n, p), starts, np.full(n, duration),
+                             np.full(n, gang_chips[w] // pool.block), np.full(n, rate))
+                        )
+                    continue
+                bound = pool_available_blocks[p, hours_active]
+                if np.isfinite(max_chips[w]):
+                    bound = np.minimum(bound, int(max_chips[w]) // pool.block)
+                keep = bound > 0
+                if not keep.any():
+                    continue
+                rate = chip_peak[pool_chip[p]] * efficiency[pool.chip] * (1 - pool.interruption_rate)
+                count = int(keep.sum())
+                parts.append(
+                    (
+                        np.full(count, w, dtype=np.int64),
+                        np.full(count, p, dtype=np.int64),
+                        hours_active[keep].astype(np.int64),
+                        np.full(count, rate),
+                        bound[keep].astype(np.int64),
+                        np.full(count, v, dtype=np.int64),
+                    )
                 )
-            )
     if parts:
         alloc = [np.concatenate(column) for column in zip(*parts)]
     else:
-        alloc = [np.zeros(0, dtype=np.int64)] * 3 + [np.zeros(0), np.zeros(0, dtype=np.int64)]
+        alloc = [np.zeros(0, dtype=np.int64)] * 3 + [np.zeros(0)] + [np.zeros(0, dtype=np.int64)] * 2
     if gang_parts:
         gang = [np.concatenate(column) for column in zip(*gang_parts)]
         gang = [column.astype(np.int64) for column in gang[:5]] + [gang[5].astype(float)]
@@ -268,6 +283,7 @@ def build_model_data(instance: Instance) -> ModelData:
         alloc_hour=alloc[2],
         alloc_rate_tflops=alloc[3],
         alloc_max_blocks=alloc[4],
+        alloc_variant=alloc[5],
         gang_chips=gang_chips,
         gang_workload=gang[0],
         gang_pool=gang[1],
@@ -277,6 +293,7 @@ def build_model_data(instance: Instance) -> ModelData:
         gang_rate_tflops=gang[5],
         instruments=instruments,
         energy=build_energy_data(instance),
+        economics=economics,
     )
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 from optimizer.input.schema import Instance
 from optimizer.model.data import ModelData
 from optimizer.model.families import cost_terms
+from optimizer.plans.economics import Routing, economics_summary, routed_served_pflops, routing_table
 from optimizer.plans.energy import EnergySplit, cheapest_split, energy_costs, energy_summary, energy_table, facility_mwh
 from optimizer.plans.instruments import (
     Bought, applied_coverage, block_fees, commitment_fees, contract_shortfalls, covered_usd_by_pool, coverage_table, purchase_table,
@@ -41,7 +42,7 @@ def total_demand(instance: Instance) -> tuple[float, float]:
     pflops_hours = 0.0
     for workload in instance.workloads:
         if workload.type == "inference":
-            values = workload.demand_pflops
+            values = workload.pflops_demand()
             pflops_hours += sum(values) if isinstance(values, tuple) else values * instance.hours
     return pflops_hours, float(sum(w.work_eflop for w in instance.workloads if w.type == "training"))
 
@@ -85,6 +86,7 @@ def account_plan(
     model_costs: dict[str, float] | None = None,
     bought: Bought | None = None,
     energy_split: EnergySplit | None = None,
+    routing: Routing | None = None,
 ) -> None:
     """Fill the plan's frames, costs and unmet demand from whole chips per eligible allocation.
 
@@ -97,10 +99,12 @@ def account_plan(
     """
     if gang_started is None:
         gang_started = np.zeros(len(data.gang_workload), dtype=bool)
+    routing = routing if routing is not None else Routing.none(data)
     option, span_hour = data.gang_spans(np.nonzero(gang_started)[0])
     pool = np.concatenate([data.alloc_pool, data.gang_pool[option]])
     hour = np.concatenate([data.alloc_hour, span_hour])
     workload = np.concatenate([data.alloc_workload, data.gang_workload[option]])
+    variant = np.concatenate([data.alloc_variant, np.full(len(option), -1, dtype=np.int64)])
     rate_tflops = np.concatenate([data.alloc_rate_tflops, data.gang_rate_tflops[option]])
     chips = np.concatenate([chips, data.gang_chips[data.gang_workload[option]]]).astype(np.int64)
     used = chips > 0
@@ -114,10 +118,12 @@ def account_plan(
             "workload": np.asarray(data.workload_ids, dtype=object)[workload[used]],
             "pool": np.asarray(data.pool_ids, dtype=object)[pool[used]],
             "chips": chips[used],
+            "variant": [data.economics.variant_ids[v].split("/", 1)[1] if v >= 0 else "" for v in variant[used]],
             "_w": workload[used],
+            "_v": variant[used],
             "_p": pool[used],
         }
-    ).sort_values(["hour", "_w", "_p"], kind="stable").drop(columns=["_w", "_p"]).reset_index(drop=True)
+    ).sort_values(["hour", "_w", "_v", "_p"], kind="stable").drop(columns=["_w", "_v", "_p"]).reset_index(drop=True)
     (reserved_pools,) = np.nonzero(data.pool_reserved)
     plan.reservations = pd.DataFrame(
         {"pool": [data.pool_ids[p] for p in reserved_pools], "chips": reserved_chips[reserved_pools]}
@@ -125,7 +131,15 @@ def account_plan(
 
     # Delivered compute, from the rounded plan.
     delivered_pflops = np.zeros((len(data.workload_ids), data.hours))
-    np.add.at(delivered_pflops, (workload, hour), chips * rate_tflops / 1000.0)
+    plain = variant < 0
+    np.add.at(delivered_pflops, (workload[plain], hour[plain]), chips[plain] * rate_tflops[plain] / 1000.0)
+    # A routed service serves what its variants' chips cover at the plan's shares.
+    variant_pflops = np.zeros((len(data.economics.variant_ids), data.hours))
+    np.add.at(variant_pflops, (variant[~plain], hour[~plain]), chips[~plain] * rate_tflops[~plain] / 1000.0)
+    routed = np.zeros(len(data.workload_ids), dtype=bool)
+    routed[data.economics.variant_workload] = True
+    delivered_pflops = np.where(routed[:, None], routed_served_pflops(data, routing, variant_pflops), delivered_pflops)
+    plan.routing = routing_table(data, routing)
     unmet = np.where(
         data.workload_is_inference[:, None],
         np.maximum(data.inference_demand_pflops - delivered_pflops, 0.0),
@@ -184,4 +198,11 @@ def account_plan(
     costs["total"] = sum(costs.values())  # added in COST_TERMS order, the base terms first
     plan.cost_usd = costs
     plan.unmet_pflops_hours = float(unmet.sum())
+    i = data.instruments
+    pool_fees = reserved_chips * data.pool_usd_per_chip_hour * data.hours + data.pool_fixed_usd
+    np.add.at(pool_fees, i.offer_pool[i.start_offer], block_fees(data, bought))
+    served = np.where(data.workload_is_inference[:, None], data.inference_demand_pflops - unmet, 0.0)
+    plan.economics = economics_summary(data, workload=workload, pool=pool, hour=hour, chips=chips,
+                                       rate_tflops=rate_tflops, served_pflops=served, cost_usd=costs,
+                                       spend_keys=SPEND_KEYS, pool_fees_usd=pool_fees)
     plan.short_eflop = float(short.sum())

@@ -57,7 +57,8 @@ class Outcome:
 def check_plan_tables(instance: Instance, plan: Plan, name: str = "plan") -> CheckReport:
     """The independent checker on a plan in memory: the tables ``plan.write`` would write."""
     return check_tables(instance, plan.allocations[ALLOCATION_COLUMNS], plan.reservations[RESERVATION_COLUMNS],
-                        plan.summary(), name=name, purchases=plan.purchases, coverage=plan.coverage, energy=plan.energy)
+                        plan.summary(), name=name, purchases=plan.purchases, coverage=plan.coverage, energy=plan.energy,
+                        routing=plan.routing)
 
 
 def run_solve(instance: Instance, options: SolveOptions | None = None, *, source: str | None = None,

@@ -2,7 +2,10 @@
 
 ``plan.write(dir)`` writes
 
-- ``allocations.csv``: ``hour,workload,pool,chips``, one row per non-zero allocation;
+- ``allocations.csv``: ``hour,workload,pool,chips,variant``, one row per non-zero allocation
+  (``variant``: the model a routed service's chips run, empty otherwise);
+- ``routing.csv``: ``hour,workload,variant,share``, each routed service's share of tokens per
+  variant in every hour it serves (plans/economics.py);
 - ``reservations.csv``: ``pool,chips``, one row per reserved-pricing pool (0 if none held);
 - ``purchases.csv``: ``instrument,kind,start_hour,quantity,unit,usd``, one row per capacity-block
   purchase, per commitment (its level, 0 if none) and per contract (its shortfall);
@@ -31,6 +34,7 @@ import pandas as pd
 from optimizer.errors import ChipmixError
 from optimizer.files import replace_folder, staging_folder
 from optimizer.plans.accounting import COST_KEYS
+from optimizer.plans.economics import ROUTING_COLUMNS
 from optimizer.plans.energy import ENERGY_COLUMNS
 from optimizer.plans.instruments import COVERAGE_COLUMNS, PURCHASE_COLUMNS
 from optimizer.solvers.result import SolveStatus
@@ -48,12 +52,14 @@ SUMMARY_KEYS = (
     "unmet_pflops_hours",
     "short_eflop",
     "energy",
+    "economics",
     "time_to_first_plan_s",
     "time_to_1pct_s",
 )
-ALLOCATION_COLUMNS = ["hour", "workload", "pool", "chips"]
+ALLOCATION_COLUMNS = ["hour", "workload", "pool", "chips", "variant"]
 RESERVATION_COLUMNS = ["pool", "chips"]
-PLAN_FILES = ("allocations.csv", "reservations.csv", "purchases.csv", "coverage.csv", "energy.csv", "summary.json",
+PLAN_FILES = ("allocations.csv", "reservations.csv", "purchases.csv", "coverage.csv", "energy.csv", "routing.csv",
+              "summary.json",
               "unmet.csv", "shortfall.csv", "details.json")
 
 
@@ -84,6 +90,9 @@ class Plan:
     unmet: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["workload", "hour", "unmet_pflops"]))
     shortfall: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["workload", "short_eflop"]))
     energy: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ENERGY_COLUMNS))
+    routing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ROUTING_COLUMNS))
+    #: summary.json's ``economics`` block (plans/economics.py: economics_summary)
+    economics: dict[str, Any] = field(default_factory=dict)
     #: summary.json's ``energy`` block (plans/energy.py: energy_summary)
     energy_summary: dict[str, Any] = field(default_factory=dict)
     duals: pd.DataFrame | None = None  # shadow prices (plans/duals.py), when asked for
@@ -119,6 +128,7 @@ class Plan:
             "unmet_pflops_hours": float(self.unmet_pflops_hours),
             "short_eflop": float(self.short_eflop),
             "energy": self.energy_summary,
+            "economics": self.economics,
             "time_to_first_plan_s": _json_number(self.time_to_first_plan_s),
             "time_to_1pct_s": _json_number(self.time_to_1pct_s),
         }
@@ -139,6 +149,7 @@ class Plan:
             self.coverage[COVERAGE_COLUMNS].to_csv(staging / "coverage.csv", index=False)
             # Written exactly (repr), so the checker recomputes prices and carbon from the same numbers.
             self.energy[ENERGY_COLUMNS].to_csv(staging / "energy.csv", index=False)
+            self.routing[ROUTING_COLUMNS].to_csv(staging / "routing.csv", index=False)
             if self.duals is not None:
                 self.duals.to_csv(staging / "duals.csv", index=False, float_format="%.10g")
             self.unmet.to_csv(staging / "unmet.csv", index=False, float_format="%.9g")

@@ -13,14 +13,17 @@ from optimizer.errors import FieldError, InputError
 from optimizer.input.schema import Instance
 from optimizer.model.build import build_model
 from optimizer.model.data import ModelData, build_model_data
+from optimizer.model.families import FAMILIES
 from optimizer.model.families.allocation import BLOCKS
 from optimizer.model.families.block_capacity import BLOCKS_BOUGHT
 from optimizer.model.families.commitment_cover import SPEND_COVERED, SPEND_LEVEL, USAGE_COVERED, USAGE_LEVEL
 from optimizer.model.families.gang import GANG_START
 from optimizer.model.families.renewable_quota import CERTIFICATE, RENEWABLE
 from optimizer.model.families.reserved_capacity import RESERVED_BLOCKS
+from optimizer.model.families.routing import ROUTED
 from optimizer.model.linear import LinearModel
 from optimizer.plans.accounting import account_plan
+from optimizer.plans.economics import Routing, routing_from_values
 from optimizer.plans.energy import EnergySplit, split_from_values
 from optimizer.plans.instruments import Bought
 from optimizer.plans.plan import Plan
@@ -88,7 +91,7 @@ def solve(
     progress = progress if progress is not None else Progress()
     result = get_backend(options.engine).solve(model, options, progress)
     if result.status.has_plan:
-        result = _settled(model, result)
+        result = _settled(data, model, result)
     progress.record(result.solve_seconds, result.objective, result.bound)
     details = {
         "chipmix_version": _chipmix_version(),
@@ -161,7 +164,7 @@ def first_stage(model: LinearModel, values: np.ndarray) -> dict[str, float]:
             for label, j in model.purchase_labels().items()}
 
 
-def _settled(model: LinearModel, result: SolveResult) -> SolveResult:
+def _settled(data: ModelData, model: LinearModel, result: SolveResult) -> SolveResult:
     """The solver's plan with its whole blocks as they are and every continuous column (unmet
     demand, shortfall) at the least its row needs; its objective is then exactly the plan's cost.
     A solver's incumbent can carry slack above need (see LinearModel.settle_continuous), which
@@ -174,6 +177,8 @@ def _settled(model: LinearModel, result: SolveResult) -> SolveResult:
         raise SolverError(f"the solver returned {fam.label(k, model.ids)} = {result.values[worst]:.6g}, "
                           f"{float(off.max()):.2g} away from a whole number")
     whole = np.where(integer, np.rint(result.values), result.values)
+    for family in FAMILIES:  # decisions that follow the whole ones (routed tokens), then the slack
+        family.settle(data, model, whole)
     values = model.settle_continuous(whole)
     objective = float(model.col_cost @ values)
     extra = dict(result.extra)
@@ -202,7 +207,16 @@ def _fill_plan(plan: Plan, data: ModelData, model: LinearModel, result: SolveRes
     plan.first_stage = first_stage(model, values)
     plan.details["first_stage"] = plan.first_stage
     account_plan(plan, data, chips, reserved_chips, gang_started=started, model_costs=model_costs,
-                 bought=_bought(data, model, values), energy_split=_energy_split(data, model, values))
+                 bought=_bought(data, model, values), energy_split=_energy_split(data, model, values),
+                 routing=_routing(data, model, values))
+
+
+def _routing(data: ModelData, model: LinearModel, values: np.ndarray) -> Routing:
+    """The shares of each routed service's tokens the solver chose."""
+    fam = model.variables.get(ROUTED.name)
+    if fam is None or fam.size == 0:
+        return Routing.none(data)
+    return routing_from_values(data, fam.coords[0], fam.coords[1], values[fam.slice])
 
 
 def _energy_split(data: ModelData, model: LinearModel, values: np.ndarray) -> EnergySplit:

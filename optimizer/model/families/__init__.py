@@ -7,9 +7,9 @@ Adding a family: docs/architecture.md has the recipe.
 from __future__ import annotations
 
 from optimizer.model.families import (
-    allocation, block_capacity, commitment_cover, contract_minimum, gang, grid_carbon, inference_demand, owned_fixed,
-    pool_capacity, renewable_quota, reserved_capacity, single_site, site_power, training_max_chips,
-    training_min_chips, training_restart, training_work,
+    allocation, block_capacity, commitment_cover, contract_minimum, envelope, gang, grid_carbon, inference_demand,
+    owned_fixed, pool_capacity, renewable_quota, reserved_capacity, routing, single_site, site_power,
+    training_max_chips, training_min_chips, training_restart, training_work,
 )
 from optimizer.model.families.base import BASE_COST_TERMS, ConstraintFamily, CostTerm
 
@@ -19,6 +19,7 @@ FAMILIES: tuple[ConstraintFamily, ...] = (
     pool_capacity.FAMILY,
     reserved_capacity.FAMILY,
     site_power.FAMILY,
+    routing.FAMILY,  # before inference_demand: a routed service's served tokens are its terms
     inference_demand.FAMILY,
     training_work.FAMILY,
     training_max_chips.FAMILY,
@@ -31,7 +32,8 @@ FAMILIES: tuple[ConstraintFamily, ...] = (
     owned_fixed.FAMILY,
     renewable_quota.FAMILY,
     grid_carbon.FAMILY,  # after renewable_quota: it reads the renewable energy used
-    contract_minimum.FAMILY,  # last: it reads what every other family bills
+    contract_minimum.FAMILY,  # it reads what every other family bills
+    envelope.FAMILY,  # last: its budget counts every column's spend
 )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.model.families.base import (
-    DELIVERED_EFLOP, ENERGY, POOL_BLOCKS, SERVED_PFLOPS, USAGE, WORKLOAD_CHIPS, BuildContext, ConstraintFamily,
+    COMPUTE_EFLOP, DELIVERED_EFLOP, ENERGY, POOL_BLOCKS, SERVED_PFLOPS, USAGE, VARIANT_PFLOPS, WORKLOAD_CHIPS, BuildContext, ConstraintFamily,
     Variable,
 )
 from optimizer.units import EFLOP_PER_TFLOPS_HOUR
@@ -44,9 +44,15 @@ class Allocation(ConstraintFamily):
         ctx.contribute(POOL_BLOCKS, (pool, d.alloc_hour), columns, np.ones(fam.size))
         ctx.contribute(WORKLOAD_CHIPS, (d.alloc_workload, d.alloc_hour), columns, block.astype(float))
         inference = d.workload_is_inference[d.alloc_workload]
-        k = np.nonzero(inference)[0]
+        routed = d.alloc_variant >= 0
+        # A routed service's chips serve its variant; the routing family turns them into tokens.
+        k = np.nonzero(inference & ~routed)[0]
         ctx.contribute(SERVED_PFLOPS, (d.alloc_workload[k], d.alloc_hour[k]), columns[k],
                        block[k] * d.alloc_rate_tflops[k] / 1000.0)
+        k = np.nonzero(routed)[0]
+        ctx.contribute(VARIANT_PFLOPS, (d.alloc_variant[k], d.alloc_hour[k]), columns[k],
+                       block[k] * d.alloc_rate_tflops[k] / 1000.0)
+        ctx.contribute(COMPUTE_EFLOP, (d.alloc_workload,), columns, block * d.alloc_rate_tflops * EFLOP_PER_TFLOPS_HOUR)
         k = np.nonzero(~inference)[0]
         ctx.contribute(DELIVERED_EFLOP, (d.alloc_workload[k],), columns[k],
                        block[k] * d.alloc_rate_tflops[k] * EFLOP_PER_TFLOPS_HOUR)

@@ -111,6 +111,12 @@ SERVED_PFLOPS = Expression("served_pflops", ("workload", "hour"), "PFLOP/s serve
 DELIVERED_EFLOP = Expression("delivered_eflop", ("workload",), "EFLOP delivered to the training run")
 #: Chips each workload holds in each hour, from its hourly allocations.
 WORKLOAD_CHIPS = Expression("workload_chips", ("workload", "hour"), "chips the workload holds in the hour")
+#: PFLOP/s of chips each routed service's variant runs in each hour (its allocations; the routing
+#: family turns them into tokens served).
+VARIANT_PFLOPS = Expression("variant_pflops", ("variant", "hour"), "PFLOP/s of chips running the variant in the hour")
+#: EFLOP of useful compute each workload's chips deliver over the horizon (every allocation and
+#: gang span, whatever it serves): the envelope's currency.
+COMPUTE_EFLOP = Expression("compute_eflop", ("workload",), "EFLOP of compute the workload's chips deliver")
 #: MWh of renewable energy (used, or counted by certificates) at each site in each hour.
 RENEWABLE_MWH = Expression("renewable_mwh", ("site", "hour"), "renewable energy the site uses in the hour (not certificates), MWh")
 #: What a pool's provider bills beyond its rate on the chips in use (POOL_BLOCKS): reserved and
@@ -151,6 +157,9 @@ class BuildContext:
     fixed_reserved_blocks: dict[int, int] | None = None
     #: Keep rows a column's upper bound implies (the model the shadow prices are read from).
     keep_implied_rows: bool = False
+    #: Cost keys that are money paid (CostTerm.spend), which a budget counts: set by build_model
+    #: from the registry, so that no family imports it.
+    spend_keys: frozenset[str] = frozenset()
     _terms: dict[Expression, list[Terms]] = field(default_factory=dict)
     _own: dict[str, dict] = field(default_factory=dict)
 
@@ -190,6 +199,18 @@ class BuildContext:
     def terms(self, expression: Expression) -> Terms:
         return Terms.concat(self._terms.get(expression, []), len(expression.dims))
 
+    def spend_terms(self) -> Terms:
+        """Every column built so far with its spend per unit (the sum of its spend cost terms)."""
+        parts = []
+        for fam in self.builder.model.variables.values():
+            if fam.elastic:
+                continue
+            usd = sum((values for key, values in fam.cost_terms if key in self.spend_keys), np.zeros(fam.size))
+            k = np.nonzero(usd)[0]
+            if len(k):
+                parts.append(Terms((), fam.start + k, usd[k]))
+        return Terms.concat(parts, 0)
+
     def own(self, family: ConstraintFamily) -> dict:
         """A family's own scratch space for this build (e.g. a column index by pool)."""
         return self._own.setdefault(family.name, {})
@@ -203,7 +224,7 @@ class Shortfall:
     """What an elastic slack left in the diagnostic plan means, in the user's words."""
 
     workload: str  # the short workload (a quota's shortfall: the quota's id)
-    kind: str  # "inference", "training" or "quota"
+    kind: str  # "inference", "training", "quota" or "floor" (its workload: the category)
     hours: list[int]
     amount: float  # worst-hour PFLOP/s (inference) or EFLOP (training)
     field_path: str
@@ -251,7 +272,7 @@ def chip_hour_prices(family: str, rows: Rows, data: ModelData, model: LinearMode
 
 
 #: Full resources are listed sites first, then pools, each in file order.
-BINDING_ORDER = ("site", "pool", "workload")
+BINDING_ORDER = ("envelope", "site", "pool", "workload")
 
 
 def binding(dim: str, index: int, family: str, label: str, hours) -> Binding:
@@ -300,6 +321,12 @@ class ConstraintFamily:
         return []
 
     # -- shadow prices -------------------------------------------------------------------------
+    # -- settling a solver's plan ----------------------------------------------------------------
+    def settle(self, data: ModelData, model: LinearModel, values: np.ndarray) -> None:
+        """Move this family's continuous decisions (in place) to the most the plan's whole
+        decisions allow, before the slack is settled (solve.py: the objective is then exactly
+        what the plan's files say it costs)."""
+
     def shadow_prices(self, data: ModelData, model: LinearModel, worth: np.ndarray) -> list[ShadowPrice]:
         """This family's rows' shadow prices in the user's units, from ``worth`` (per model row:
         what one more unit of its limit saves, for a ``<=`` row, or one more unit of its

@@ -14,13 +14,14 @@ import numpy as np
 
 from optimizer.model.families.allocation import BLOCKS
 from optimizer.model.families.base import (
-    ELASTIC_SLACK_COST, ENERGY, PENALTY, POOL_BLOCKS, USAGE, BuildContext, ConstraintFamily, Rows, Shortfall,
+    COMPUTE_EFLOP, ELASTIC_SLACK_COST, ENERGY, PENALTY, POOL_BLOCKS, USAGE, BuildContext, ConstraintFamily, Rows, Shortfall,
     Variable, group, row_index,
 )
 from optimizer.model.families.reserved_capacity import RESERVED_BLOCKS, RESERVED_CAPACITY
 from optimizer.model.families.pool_capacity import POOL_CAPACITY
 from optimizer.model.families.single_site import pick_one
 from optimizer.model.linear import Cumulative
+from optimizer.units import EFLOP_PER_TFLOPS_HOUR
 
 GANG_START = Variable("gang_start", ("workload", "pool", "hour"), integer=True, hourly=False, cost=(USAGE, ENERGY),
                       doc="1 if the gang run starts on that pool in that hour (its chips count over its span)")
@@ -55,6 +56,9 @@ class Gang(ConstraintFamily):
         fam = ctx.add_variables(GANG_START, (d.gang_workload, d.gang_pool, d.gang_start), lower=0.0, upper=1.0,
                                 cost=cost, cost_terms={USAGE: usage_usd, ENERGY: energy_usd})
         ctx.contribute(POOL_BLOCKS, (pool, hour), fam.start + option, d.gang_blocks[option].astype(float))
+        options = np.arange(len(d.gang_workload))
+        ctx.contribute(COMPUTE_EFLOP, (d.gang_workload,), fam.start + options,
+                       d.gang_chips[d.gang_workload] * d.gang_rate_tflops * d.gang_duration * EFLOP_PER_TFLOPS_HOUR)
         (soft,) = np.nonzero(d.workload_is_gang & ~np.isnan(d.short_usd_per_eflop))
         penalty = d.short_usd_per_eflop[soft] * d.training_work_eflop[soft]
         ctx.add_variables(GANG_SKIPPED, (soft,), lower=0.0, upper=1.0, cost=penalty, cost_terms={PENALTY: penalty})

@@ -102,19 +102,24 @@ def check_plan(instance: Instance, plan_dir: str | Path) -> CheckReport:
 
 
 def check_tables(instance: Instance, allocations: Any, reservations: Any, summary: Any,
-                 name: str = "plan", purchases: Any = (), coverage: Any = (), energy: Any = None) -> CheckReport:
+                 name: str = "plan", purchases: Any = (), coverage: Any = (), energy: Any = None,
+                 routing: Any = None) -> CheckReport:
     """Check a plan held in memory: ``allocations``, ``reservations``, ``purchases``,
-    ``coverage`` and ``energy`` as DataFrames or lists of dicts with the CSV columns, ``summary``
-    as the summary.json object."""
+    ``coverage``, ``energy`` and ``routing`` as DataFrames or lists of dicts with the CSV columns,
+    ``summary`` as the summary.json object."""
     report = CheckReport(name)
-    _check(instance, read_tables(allocations, reservations, summary, report.violations, purchases, coverage, energy),
-           report)
+    _check(instance, read_tables(allocations, reservations, summary, report.violations, purchases, coverage, energy,
+                                 routing), report)
     return report
 
 
 def _check(instance: Instance, rows: PlanRows, report: CheckReport) -> None:
+    routes = any(getattr(w, "variants", None) for w in instance.workloads)
+    if rows.routing is None and routes:
+        report.violations.append("routing.csv: missing (the instance routes services between variants)")
     tables = {"allocations": rows.allocations, "reservations": rows.reservations, "purchases": rows.purchases,
-              "coverage": rows.coverage, "energy": rows.energy}
+              "coverage": rows.coverage, "energy": rows.energy,
+              "routing": rows.routing if rows.routing is not None or routes else []}
     if any(table is None for table in tables.values()) or rows.summary is None:
         return
     other = _another_instance(instance, rows.summary)

@@ -61,6 +61,15 @@ class Facts:
     quota_mwh: dict[str, tuple[float, float]] = field(default_factory=dict)
     unmet_pflops_hours: float = 0.0
     short_eflop: float = 0.0
+    #: routed services: (workload, variant, hour) -> PFLOP/s of chips running the variant
+    variant_pflops: dict[tuple[str, str, int], float] = field(default_factory=lambda: defaultdict(float))
+    #: routing.csv: (workload, hour) -> {variant: share}
+    shares: dict[tuple[str, int], dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+    compute_eflop: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # workload -> chips' EFLOP
+    kwh: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # workload -> facility kWh
+    own_usd: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # workload -> its chips' usage + energy
+    #: (workload, pool) -> chip-hours (a pool's fees are shared by them)
+    pool_chip_hours: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 
     def __post_init__(self) -> None:
         instance = self.instance
@@ -70,6 +79,53 @@ class Facts:
         self.pools = {pool.id: pool for pool in instance.pools}
         self.workloads = {workload.id: workload for workload in instance.workloads}
 
-    def rate_tflops(self, workload, pool) -> float:
-        """Useful TFLOP/s of one chip of ``pool`` for ``workload``."""
-        return self.chips[pool.chip].peak_tflops * workload.efficiency[pool.chip] * (1 - pool.interruption_rate)
+    def efficiency(self, workload, variant: str) -> dict[str, float] | None:
+        """The chip efficiencies of what the chips run: the workload, or one of its variants (None:
+        no such variant)."""
+        if not variant:
+            return workload.efficiency
+        for v in getattr(workload, "variants", ()):
+            if v.id == variant:
+                return v.efficiency if v.efficiency is not None else workload.efficiency
+        return None
+
+    def rate_tflops(self, workload, pool, variant: str = "") -> float:
+        """Useful TFLOP/s of one chip of ``pool`` for ``workload`` (running ``variant``)."""
+        efficiency = self.efficiency(workload, variant)
+        return self.chips[pool.chip].peak_tflops * efficiency[pool.chip] * (1 - pool.interruption_rate)
+
+    @staticmethod
+    def flop_per_token(entry) -> float | None:
+        """A service's or a variant's FLOP per token as it states it (2 x params where it gives those)."""
+        if entry.flop_per_token is not None:
+            return entry.flop_per_token
+        if entry.model_params_b is not None:
+            return 2e9 * entry.model_params_b
+        return None
+
+    def reference_flop(self, workload) -> float | None:
+        """The FLOP per token a service's PFLOP/s are measured at: its own, else its first variant's."""
+        own = self.flop_per_token(workload)
+        if own is None and workload.variants:
+            return self.flop_per_token(workload.variants[0])
+        return own
+
+    def demand_pflops(self, workload, hour: int) -> float:
+        if workload.demand_pflops is not None:
+            return at(workload.demand_pflops, hour)
+        return at(workload.demand_tokens_per_s, hour) * self.reference_flop(workload) / 1e15
+
+    def paying_usd_per_pflops_hour(self, workload) -> float:
+        """Paying revenue one reference PFLOP/s-hour served earns (0 without a price)."""
+        if workload.revenue_usd_per_mtok is None:
+            return 0.0
+        mtok = 1e15 * 3600 / self.reference_flop(workload) / 1e6
+        return workload.revenue_usd_per_mtok * workload.paying_share * mtok
+
+    def unmet_price(self, workload) -> float | None:
+        """USD per PFLOP/s-hour a service's unserved demand costs (None: hard).  Within a budget,
+        a priced service's unserved tokens cost their paying revenue."""
+        envelope = self.instance.envelope
+        if envelope is not None and envelope.budget_usd is not None and workload.revenue_usd_per_mtok is not None:
+            return self.paying_usd_per_pflops_hour(workload)
+        return workload.unmet_usd_per_pflops_hour

@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING
 
 from optimizer.input.schema import Instance
+from optimizer.plans.checker.economics import check_economics
 from optimizer.plans.checker.facts import close, exceeds
 
 if TYPE_CHECKING:
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 
 SUMMARY_KEYS = {
     "instance", "instance_sha256", "engine", "status", "solve_seconds", "objective_usd", "bound_usd", "gap",
-    "cost_usd", "unmet_pflops_hours", "short_eflop", "energy",
+    "cost_usd", "unmet_pflops_hours", "short_eflop", "energy", "economics",
 }
 #: Keys a summary may carry beyond those (progress figures: seconds, or null when never reached).
 OPTIONAL_SUMMARY_KEYS = {"time_to_first_plan_s", "time_to_1pct_s"}
@@ -57,6 +58,8 @@ def check_summary(summary: object, instance: Instance, report: CheckReport) -> N
         if not isinstance(summary[key], (int, float)) or not close(summary[key], mine[key]):
             violations.append(f"summary.json: {key} is {summary[key]!r}, recomputed {mine[key]:.6g}")
     _check_energy(summary["energy"], report)
+    if report.facts is not None:
+        check_economics(summary["economics"], report.facts, violations)
     objective, bound, gap = summary["objective_usd"], summary["bound_usd"], summary["gap"]
     if not isinstance(objective, (int, float)) or not close(objective, mine["total"], OBJECTIVE_REL_TOL):
         violations.append(f"summary.json: objective_usd {objective!r} differs from the plan's cost {mine['total']:.6f}")

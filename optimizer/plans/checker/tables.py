@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ALLOCATIONS_HEADER = ["hour", "workload", "pool", "chips"]
+ALLOCATIONS_HEADER = ["hour", "workload", "pool", "chips", "variant"]
+#: Plans written before routing have no variant column: every allocation serves its workload.
+LEGACY_ALLOCATIONS_HEADER = ["hour", "workload", "pool", "chips"]
+ROUTING_HEADER = ["hour", "workload", "variant", "share"]
 RESERVATIONS_HEADER = ["pool", "chips"]
 PURCHASES_HEADER = ["instrument", "kind", "start_hour", "quantity", "unit", "usd"]
 COVERAGE_HEADER = ["hour", "pool", "commitment", "chips"]
@@ -32,11 +35,15 @@ class PlanRows:
     purchases: list[dict[str, str]] | None = None
     coverage: list[dict[str, str]] | None = None
     energy: list[dict[str, str]] | None = None
+    routing: list[dict[str, str]] | None = None  # None: routing.csv missing (an error only where the instance routes)
 
 
 def _rows(lines, header: list[str], name: str, violations: list[str]) -> list[dict[str, str]] | None:
     found = next(lines, None)
-    if found != header:
+    legacy = header == ALLOCATIONS_HEADER and found == LEGACY_ALLOCATIONS_HEADER
+    if legacy:
+        header = LEGACY_ALLOCATIONS_HEADER
+    elif found != header:
         violations.append(f"{name}: header is {found}, expected {header}")
         return None
     rows = []
@@ -44,7 +51,7 @@ def _rows(lines, header: list[str], name: str, violations: list[str]) -> list[di
         if len(row) != len(header):
             violations.append(f"{name} line {line_number}: {len(row)} fields, expected {len(header)}")
             continue
-        rows.append({"_line": str(line_number), **dict(zip(header, row))})
+        rows.append({"_line": str(line_number), **dict(zip(header, row)), **({"variant": ""} if legacy else {})})
     return rows
 
 
@@ -62,6 +69,9 @@ def read_files(plan_dir: Path, violations: list[str]) -> PlanRows:
     purchases = table("purchases.csv", PURCHASES_HEADER)
     coverage = table("coverage.csv", COVERAGE_HEADER)
     energy = table("energy.csv", ENERGY_HEADER)
+    routing = None
+    if (plan_dir / "routing.csv").exists():
+        routing = table("routing.csv", ROUTING_HEADER)
     summary_path = plan_dir / "summary.json"
     summary = None
     if not summary_path.exists():
@@ -71,7 +81,7 @@ def read_files(plan_dir: Path, violations: list[str]) -> PlanRows:
             summary = json.loads(summary_path.read_text())
         except json.JSONDecodeError as exc:
             violations.append(f"summary.json: not JSON ({exc})")
-    return PlanRows(allocations, reservations, summary, purchases, coverage, energy)
+    return PlanRows(allocations, reservations, summary, purchases, coverage, energy, routing)
 
 
 def _text(value: Any) -> str:
@@ -96,10 +106,10 @@ def _records(table: Any) -> list[dict[str, Any]] | None:
 
 
 def read_tables(allocations: Any, reservations: Any, summary: Any, violations: list[str],
-                purchases: Any = (), coverage: Any = (), energy: Any = None) -> PlanRows:
+                purchases: Any = (), coverage: Any = (), energy: Any = None, routing: Any = None) -> PlanRows:
     """Tables in memory (DataFrames, or lists of dicts keyed by the CSV headers) as plan rows.
     ``purchases`` and ``coverage`` default to none (a plan that buys no instrument); ``energy`` is
-    required, as energy.csv is (None: missing)."""
+    required, as energy.csv is (None: missing); ``routing`` only where the instance routes."""
     def table(records, header: list[str], name: str):
         records = _records(records)
         if records is None:
@@ -118,4 +128,5 @@ def read_tables(allocations: Any, reservations: Any, summary: Any, violations: l
     return PlanRows(table(allocations, ALLOCATIONS_HEADER, "allocations.csv"),
                     table(reservations, RESERVATIONS_HEADER, "reservations.csv"), summary,
                     table(purchases, PURCHASES_HEADER, "purchases.csv"), table(coverage, COVERAGE_HEADER, "coverage.csv"),
-                    table(energy, ENERGY_HEADER, "energy.csv"))
+                    table(energy, ENERGY_HEADER, "energy.csv"),
+                    None if routing is None else table(routing, ROUTING_HEADER, "routing.csv"))

@@ -42,6 +42,7 @@ from optimizer.input.schema import Instance
 from optimizer.surfaces.service.auth import ApiKeys
 from optimizer.surfaces.service.runner import LocalJobs, Runner
 from optimizer.solvers.result import relative_gap
+from optimizer.plans.economics import ROUTING_COLUMNS
 from optimizer.plans.energy import ENERGY_COLUMNS
 from optimizer.plans.instruments import COVERAGE_COLUMNS, PURCHASE_COLUMNS
 from optimizer.plans.plan import ALLOCATION_COLUMNS, RESERVATION_COLUMNS
@@ -88,6 +89,7 @@ class PlanTables(BaseModel):
     purchases: list[dict[str, Any]] = []
     coverage: list[dict[str, Any]] = []
     energy: list[dict[str, Any]] | None = None  # required by the checker (energy.csv): a plan without it is rejected
+    routing: list[dict[str, Any]] | None = None  # routing.csv: required where the instance routes services
 
 
 class CheckRequest(BaseModel):
@@ -190,6 +192,7 @@ _PLAN_FILES = {
     "purchases.csv": ("purchases", PURCHASE_COLUMNS),
     "coverage.csv": ("coverage", COVERAGE_COLUMNS),
     "energy.csv": ("energy", ENERGY_COLUMNS),
+    "routing.csv": ("routing", ROUTING_COLUMNS),
     "unmet.csv": ("unmet", ["workload", "hour", "unmet_pflops"]),
     "shortfall.csv": ("shortfall", ["workload", "short_eflop"]),
 }
@@ -427,8 +430,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @app.get("/v1/solves/{job_id}/plan/{file}", tags=["solves"])
     async def plan_file(job_id: str, request: Request,
-                        file: Literal["allocations.csv", "reservations.csv", "purchases.csv", "coverage.csv", "energy.csv", "unmet.csv",
-                                      "shortfall.csv", "summary.json"]) -> Response:
+                        file: Literal["allocations.csv", "reservations.csv", "purchases.csv", "coverage.csv", "energy.csv", "routing.csv",
+                                      "unmet.csv", "shortfall.csv", "summary.json"]) -> Response:
         """One plan file, byte for byte the layout ``chipmix solve`` writes."""
         result = finished_plan(job_id, request)
         if file == "summary.json":
@@ -501,12 +504,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         missing = [FieldError(f"plan.{key}", "required") for key in ("allocations", "reservations", "summary") if key not in plan]
         if missing:
             raise ApiError(422, missing)
-        for key in ("allocations", "reservations", "purchases", "coverage", "energy"):
+        for key in ("allocations", "reservations", "purchases", "coverage", "energy", "routing"):
             if key in plan and (not isinstance(plan[key], list) or not all(isinstance(row, dict) for row in plan[key])):
                 raise _error(422, f"plan.{key}", "must be a list of objects (one per CSV row)")
         report = check_tables(instance, plan["allocations"], plan["reservations"], plan["summary"],
                               purchases=plan.get("purchases", []), coverage=plan.get("coverage", []),
-                              energy=plan.get("energy"))
+                              energy=plan.get("energy"), routing=plan.get("routing"))
         return {"ok": report.ok, "violations": report.violations, "recomputed": report.recomputed}
 
     @app.post("/v1/validate", openapi_extra=_schema_body(ValidateRequest), tags=["plans"])

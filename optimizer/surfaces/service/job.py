@@ -30,6 +30,7 @@ log = logging.getLogger("chipmix.service")
 
 def plan_payload(plan, report) -> dict[str, Any]:
     """The plan as JSON-able tables, with the independent checker's verdict on them."""
+    from optimizer.plans.economics import ROUTING_COLUMNS
     from optimizer.plans.energy import ENERGY_COLUMNS
     from optimizer.plans.instruments import COVERAGE_COLUMNS, PURCHASE_COLUMNS
     from optimizer.plans.plan import ALLOCATION_COLUMNS, RESERVATION_COLUMNS
@@ -41,6 +42,7 @@ def plan_payload(plan, report) -> dict[str, Any]:
         "purchases": plan.purchases[PURCHASE_COLUMNS].to_dict("records"),
         "coverage": plan.coverage[COVERAGE_COLUMNS].to_dict("records"),
         "energy": json.loads(plan.energy[ENERGY_COLUMNS].to_json(orient="records", double_precision=15)),  # NaN: null
+        "routing": json.loads(plan.routing[ROUTING_COLUMNS].to_json(orient="records", double_precision=15)),
         "unmet": plan.unmet.to_dict("records"),
         "shortfall": plan.shortfall.to_dict("records"),
         "details": plan.details,

@@ -11,7 +11,7 @@ from optimizer.plans.checker.facts import Facts, at, whole
 def read(facts: Facts, rows: list[dict[str, str]]) -> None:
     violations, hours = facts.violations, facts.hours
     facts.allocation_rows = rows
-    seen: set[tuple[int, str, str]] = set()
+    seen: set[tuple[int, str, str, str]] = set()
     for row in rows:
         where = f"allocations.csv line {row['_line']}"
         hour, count = whole(row["hour"]), whole(row["chips"])
@@ -28,17 +28,29 @@ def read(facts: Facts, rows: list[dict[str, str]]) -> None:
         if problems:
             violations.append(f"{where}: " + "; ".join(problems))
             continue
-        key = (hour, workload.id, pool.id)
+        variant = row["variant"]
+        routed = bool(getattr(workload, "variants", ()))
+        efficiency = facts.efficiency(workload, variant)
+        if routed and (not variant or efficiency is None):
+            violations.append(f"{where}: {workload.id!r} routes its tokens: variant must be one of "
+                              f"{[v.id for v in workload.variants]}, got {variant!r}")
+            continue
+        if not routed and variant:
+            violations.append(f"{where}: {workload.id!r} has no variants, got variant {variant!r}")
+            continue
+        key = (hour, workload.id, pool.id, variant)
         if key in seen:
-            violations.append(f"{where}: allocation ({hour}, {workload.id}, {pool.id}) listed twice")
+            violations.append(f"{where}: allocation ({hour}, {workload.id}, {pool.id}{', ' + variant if variant else ''}) "
+                              "listed twice")
             continue
         seen.add(key)
         name = f"blocks[{workload.id},{pool.id},{hour}]"
         chip, site = facts.chips[pool.chip], facts.sites[pool.site]
         if count % pool.block:
             violations.append(f"{name}: {count} chips is not a multiple of block {pool.block}")
-        if pool.chip not in workload.efficiency:
-            violations.append(f"{name}: workload {workload.id!r} cannot run on chip {pool.chip!r} (not in efficiency)")
+        if pool.chip not in efficiency:
+            what = f"variant {variant!r} of {workload.id!r}" if variant else f"workload {workload.id!r}"
+            violations.append(f"{name}: {what} cannot run on chip {pool.chip!r} (not in efficiency)")
             continue
         if workload.sites is not None and pool.site not in workload.sites:
             violations.append(f"{name}: site {pool.site!r} is not in the workload's sites")
@@ -48,16 +60,24 @@ def read(facts: Facts, rows: list[dict[str, str]]) -> None:
             if not workload.release_hour <= hour < deadline:
                 violations.append(f"{name}: hour {hour} is outside the run's window [{workload.release_hour}, {deadline})")
                 continue
-        rate_tflops = facts.rate_tflops(workload, pool)
+        rate_tflops = facts.rate_tflops(workload, pool, variant)
         facility_kw = count * chip.power_kw * site.pue
+        usage_usd = 0.0 if pool.pricing == "reserved" else count * pool.usd_per_chip_hour
+        energy_usd = facility_kw / 1000 * at(site.energy_usd_per_mwh, hour)
         facts.pool_hour_chips[(pool.id, hour)] += count
         facts.site_hour_kw[(site.id, hour)] += facility_kw
         facts.workload_hour_chips[(workload.id, hour)] += count
         facts.sites_used[workload.id].add(site.id)
-        if isinstance(workload, InferenceWorkload):
+        eflop = count * rate_tflops * 3600 * 1e12 / 1e18
+        if variant:
+            facts.variant_pflops[(workload.id, variant, hour)] += count * rate_tflops / 1000
+        elif isinstance(workload, InferenceWorkload):
             facts.delivered_pflops[(workload.id, hour)] += count * rate_tflops / 1000
         else:
-            facts.delivered_eflop[workload.id] += count * rate_tflops * 3600 * 1e12 / 1e18
-        if pool.pricing != "reserved":
-            facts.costs["usage"] += count * pool.usd_per_chip_hour
-        facts.costs["energy"] += facility_kw / 1000 * at(site.energy_usd_per_mwh, hour)
+            facts.delivered_eflop[workload.id] += eflop
+        facts.compute_eflop[workload.id] += eflop
+        facts.kwh[workload.id] += facility_kw
+        facts.own_usd[workload.id] += usage_usd + energy_usd
+        facts.pool_chip_hours[(workload.id, pool.id)] += count
+        facts.costs["usage"] += usage_usd
+        facts.costs["energy"] += energy_usd
