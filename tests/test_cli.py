@@ -26,7 +26,7 @@ def test_solve_writes_the_plan_contract_and_checks_it(tmp_path):
     assert "checker:" in result.stdout and "plan OK" in result.stdout
     assert "optimal" in result.stdout
     allocations = pd.read_csv(out / "allocations.csv")
-    assert list(allocations.columns) == ["hour", "workload", "pool", "chips"]
+    assert list(allocations.columns) == ["hour", "workload", "pool", "chips", "variant"]
     assert allocations.chips.dtype.kind == "i"
     assert list(pd.read_csv(out / "reservations.csv").columns) == ["pool", "chips"]
     assert list(pd.read_csv(out / "purchases.csv").columns) == ["instrument", "kind", "start_hour", "quantity", "unit", "usd"]
@@ -36,8 +36,10 @@ def test_solve_writes_the_plan_contract_and_checks_it(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary) == [
         "instance", "instance_sha256", "engine", "status", "solve_seconds", "objective_usd", "bound_usd", "gap",
-        "cost_usd", "unmet_pflops_hours", "short_eflop", "energy", "time_to_first_plan_s", "time_to_1pct_s",
+        "cost_usd", "unmet_pflops_hours", "short_eflop", "energy", "economics", "time_to_first_plan_s",
+        "time_to_1pct_s",
     ]
+    assert list(pd.read_csv(out / "routing.csv").columns) == ["hour", "workload", "variant", "share"]
     assert list(summary["cost_usd"]) == ["usage", "reserved", "energy", "penalty", "restarts", "blocks", "commitments", "fixed",
                                        "certificates", "carbon", "contract_shortfall", "total"]
     # A reserved chip costs $1 x 2 h = $2.  Reserve 3 (6) beats reserving 2 plus one

@@ -192,3 +192,28 @@ def test_greedy_routes_and_passes_the_checker(tmp_path):
     plan.write(tmp_path / "greedy")
     report = optimizer.check_plan(instance, tmp_path / "greedy")
     assert report.ok, report.render()
+
+
+def test_cpsat_refuses_routing_and_without_routing_is_the_flagship_alone(tmp_path):
+    from optimizer.analyses.scenarios import without_routing
+
+    instance = optimizer.instance_from_data(routing_case())
+    outcome = optimizer.run_solve(instance, optimizer.SolveOptions(engine="cpsat"))
+    assert not outcome.ok and "variant_compute" in outcome.message and "highs" in outcome.message
+    # The flagship alone: 5, 10 and 10 A chips serve 5, 10 and 10; 6 + 20 unmet: 2.5 + 26,000.
+    alone = without_routing(instance)
+    assert not alone.workloads[0].variants
+    for engine in ("highs", "cpsat"):
+        plan = solve_checked(alone, tmp_path, engine=engine)
+        assert plan.cost_usd["usage"] == pytest.approx(2.5)
+        assert plan.unmet_pflops_hours == pytest.approx(26.0)
+
+
+def test_routed_names_are_unique_in_the_model():
+    from optimizer.model.build import build_model
+    from optimizer.model.data import build_model_data
+
+    model = build_model(build_model_data(optimizer.instance_from_data(routing_case())))
+    names = model.column_names()
+    assert len(names) == len(set(names))
+    assert "blocks[chat/draft,B,1]" in names and "blocks[chat/flagship,A,1]" in names

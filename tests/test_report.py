@@ -138,7 +138,7 @@ def test_xlsx_has_every_sheet_and_native_chart(report_inputs, tmp_path):
     assert result.returncode == 0, result.stderr
     book = load_workbook(tmp_path / "r.xlsx")
     charted = ["ChipsByVendor", "ChipsByCloud", "CostPerDay", "SitePower", "PoolUtilisation", "Unmet"]
-    expected = ["Summary", *charted, "Allocations", "Reservations", "Purchases", "Energy", "LockIn"]
+    expected = ["Summary", *charted, "Allocations", "Reservations", "Purchases", "Energy", "Economics", "LockIn"]
     assert book.sheetnames == expected
     for name in charted + ["LockIn"]:
         assert len(book[name]._charts) == 1, name

@@ -35,8 +35,8 @@ REOPTIMISED, INSTRUMENTS, HOURLY = "reoptimised", "instruments", "hourly"
 ROW_COLUMNS = [
     "scenario", "view", "plan", "pools", "status", "gap", "total_usd",
     *(f"{key}_usd" for key in COST_KEYS if key != "total"), "unmet_pflops_hours", "short_eflop", "delivered_eflop",
-    "usd_per_delivered_eflop", "carbon_t", "premium_usd", "premium_pct", "instruments_saving_usd", "quota_usd",
-    "vs_base_usd", "note", "solve_seconds",
+    "usd_per_delivered_eflop", "carbon_t", "mtok", "usd_per_mtok", "compute_margin", "margin_vs_multi_pts",
+    "premium_usd", "premium_pct", "instruments_saving_usd", "quota_usd", "vs_base_usd", "note", "solve_seconds",
 ]
 
 
@@ -104,13 +104,16 @@ def plan_row(instance: Instance, plan, restriction: str, pools: int) -> dict[str
         energy = getattr(plan, "energy_summary", None) or {}
         if energy.get("carbon_t_by_site"):  # some site states its grid intensity
             row["carbon_t"] = energy["carbon_t"]
+        econ = getattr(plan, "economics", None) or {}
+        if econ.get("services"):  # some service speaks tokens
+            row.update(mtok=econ["mtok"], usd_per_mtok=econ["usd_per_mtok"], compute_margin=econ["compute_margin"])
     check = getattr(plan, "check", None)
     if check is not None and not check.ok:
         # The independent checker rejects the plan: its figures are not a result to compare.
         row["status"] = "checker_violations"
         row["note"] = f"the checker rejects this plan: {check.violations[0]}" + (
             f" (and {len(check.violations) - 1} more)" if len(check.violations) > 1 else "")
-        for key in ("total_usd", "premium_usd", "premium_pct", "usd_per_delivered_eflop"):
+        for key in ("total_usd", "premium_usd", "premium_pct", "usd_per_delivered_eflop", "usd_per_mtok", "compute_margin"):
             row.pop(key, None)
         return row
     if plan.status.value == "infeasible":
@@ -145,6 +148,9 @@ def compare(rows: list[dict[str, Any]], reference: dict[str, Any], demand: tuple
         if row is reference or row.get("total_usd") is None or base_total is None:
             continue
         row["premium_usd"] = row["total_usd"] - base_total
+        if row.get("compute_margin") is not None and reference.get("compute_margin") is not None:
+            # What single-vendor buying does to the margin on paying users, in percentage points.
+            row["margin_vs_multi_pts"] = 100.0 * (row["compute_margin"] - reference["compute_margin"])
         more_unmet = row["unmet_pflops_hours"] - reference["unmet_pflops_hours"]
         more_short = row["short_eflop"] - reference["short_eflop"]
         if more_unmet <= SERVED_TOLERANCE * max(total_pflops_hours, 1.0) and more_short <= SERVED_TOLERANCE * max(total_eflop, 1.0):
@@ -461,7 +467,9 @@ TABLE_COLUMNS = (
     ("premium_pct", "premium", "pct"), ("instruments_saving_usd", "instruments save USD", "usd"),
     ("quota_usd", "quota USD", "usd"), ("vs_base_usd", "vs base USD", "usd"),
     ("unmet_pflops_hours", "unmet PFLOP/s-h", ""), ("carbon_t", "tCO2", ""),
-    ("short_eflop", "short EFLOP", ""), ("usd_per_delivered_eflop", "USD/EFLOP", ""), ("note", "note", ""),
+    ("short_eflop", "short EFLOP", ""), ("usd_per_delivered_eflop", "USD/EFLOP", ""),
+    ("usd_per_mtok", "USD/Mtok", "usd4"), ("compute_margin", "margin", "share"),
+    ("margin_vs_multi_pts", "margin vs multi", "pts"), ("note", "note", ""),
 )
 
 
@@ -475,7 +483,8 @@ def shown_columns(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
 
 
 #: Columns shown only where some row has a value.
-_WHEN_GIVEN = ("instruments_saving_usd", "quota_usd", "vs_base_usd", "carbon_t")
+_WHEN_GIVEN = ("instruments_saving_usd", "quota_usd", "vs_base_usd", "carbon_t", "usd_per_mtok", "compute_margin",
+               "margin_vs_multi_pts")
 
 
 def serves_less(frame: pd.DataFrame) -> pd.Series:
@@ -487,13 +496,19 @@ def serves_less(frame: pd.DataFrame) -> pd.Series:
 
 
 def format_cell(value: Any, kind: str = "") -> str:
-    """One table cell as the CLI and docs/benchmarks.md show it (kind: usd, pct, gap or plain)."""
+    """One table cell as the CLI and docs/benchmarks.md show it (kind: usd, usd4, pct, share, pts, gap or plain)."""
     if value is None or (isinstance(value, float) and value != value):
         return "-"
     if kind == "usd":
         return f"{value:,.0f}"
     if kind == "pct":
         return f"{value:+.2f}%"
+    if kind == "usd4":
+        return f"{value:.4g}"
+    if kind == "share":
+        return f"{value:.1%}"
+    if kind == "pts":
+        return f"{value:+.2f} pts"
     if kind == "gap":
         return "inf" if value == float("inf") else f"{value:.3%}"
     return f"{value:,.4g}" if isinstance(value, float) else str(value)

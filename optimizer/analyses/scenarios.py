@@ -265,9 +265,8 @@ def apply_scenario(instance: Instance, scenario: Scenario) -> Instance:
                 if change.workload not in (None, workload["id"]):
                     continue
                 if workload["type"] == "inference":
-                    workload["demand_pflops"] = _scaled(
-                        workload["demand_pflops"], instance.hours, change.from_hour, end, change.scale
-                    )
+                    key = "demand_pflops" if workload.get("demand_pflops") is not None else "demand_tokens_per_s"
+                    workload[key] = _scaled(workload[key], instance.hours, change.from_hour, end, change.scale)
                 else:
                     workload["work_eflop"] *= change.scale
         elif isinstance(change, RenewableQuotaChange):
@@ -280,3 +279,19 @@ def apply_scenario(instance: Instance, scenario: Scenario) -> Instance:
             elif quota is not None:
                 quotas.remove(quota)
     return instance_from_data(data, source=f"{instance.name} under scenario {scenario.name}")
+
+
+def without_routing(instance: Instance) -> Instance:
+    """The instance with every routed service served by its reference model alone (no draft):
+    what routing saves, and the form CP-SAT takes (it refuses routing rows)."""
+    data = instance.model_dump(mode="json", exclude_none=True)
+    for workload, original in zip(data["workloads"], instance.workloads):
+        if workload["type"] != "inference" or not workload.get("variants"):
+            continue
+        first = original.variants[0]
+        if original.flop_per_token is None and original.model_params_b is None:
+            workload["flop_per_token"] = first.tokens_flop()  # the reference demand is measured at
+        if first.efficiency is not None and first.tokens_flop() == original.tokens_flop():
+            workload["efficiency"] = dict(first.efficiency)
+        workload["variants"] = []
+    return instance_from_data(data, source=f"{instance.name} without routing")

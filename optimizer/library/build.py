@@ -257,16 +257,27 @@ class _Builder:
             flop_per_request = spec.tflop_per_step * 1e12 * self.image_steps
         peak_pflops = spec.peak_requests_per_s * flop_per_request / 1e15
         shape = self.rhythm.series(self.start, self.spec.hours, spec.floor_share)
-        entry: dict[str, Any] = {
-            "type": "inference",
-            "id": spec.id,
-            "demand_pflops": [round(peak_pflops * share, 4) for share in shape],
-            "efficiency": dict(spec.efficiency),
-        }
+        entry: dict[str, Any] = {"type": "inference", "id": spec.id}
+        if spec.tokens:
+            if spec.kind != "llm":
+                self.error(f"{path}.tokens", "tokens are for llm workloads (an image is not a token)")
+                return None
+            peak_tokens = spec.peak_requests_per_s * self.llm_tokens
+            entry["demand_tokens_per_s"] = [round(peak_tokens * share, 1) for share in shape]
+            entry["model_params_b"] = spec.model_params_b
+        else:
+            entry["demand_pflops"] = [round(peak_pflops * share, 4) for share in shape]
+        entry["efficiency"] = dict(spec.efficiency)
         if spec.sites is not None:
             entry["sites"] = list(spec.sites)
         if spec.unmet_usd_per_pflops_hour is not None:
             entry["unmet_usd_per_pflops_hour"] = spec.unmet_usd_per_pflops_hour
+        for key in ("revenue_usd_per_mtok", "paying_share", "category"):
+            if getattr(spec, key) is not None:
+                entry[key] = getattr(spec, key)
+        if spec.variants:
+            entry["variants"] = [v.model_dump(exclude_none=True, exclude_defaults=True) | {"id": v.id}
+                                 for v in spec.variants]
         what = (
             f"{spec.model_params_b:g}B-parameter LLM, {self.llm_tokens:.0f} tokens/request"
             if spec.kind == "llm"
@@ -293,7 +304,7 @@ class _Builder:
                 "efficiency": dict(spec.efficiency),
             }
             for key in ("sites", "max_chips", "min_chips", "restart_usd_per_chip", "gang_chips",
-                        "gang_start_step_hours", "short_usd_per_eflop"):
+                        "gang_start_step_hours", "short_usd_per_eflop", "category"):
                 value = getattr(spec, key)
                 if value is not None:
                     entry[key] = list(value) if key == "sites" else value
@@ -392,6 +403,7 @@ class _Builder:
             **({"renewable_quotas": [q.model_dump(exclude_none=True) for q in self.spec.renewable_quotas]}
                if self.spec.renewable_quotas else {}),
             **({"carbon_usd_per_t": self.spec.carbon_usd_per_t} if self.spec.carbon_usd_per_t is not None else {}),
+            **({"envelope": self.spec.envelope.model_dump(exclude_none=True)} if self.spec.envelope is not None else {}),
         }
 
 

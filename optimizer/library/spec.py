@@ -15,8 +15,8 @@ from typing import Annotated, Literal, Union
 from pydantic import Field
 
 from optimizer.input.schema import (
-    AppliesTo, BoughtBlocks, Contract, Efficiency, Id, NonNegativeFloat, PositiveFloat, Pricing, RenewableQuota,
-    StrictModel,
+    AppliesTo, BoughtBlocks, Category, Contract, Efficiency, Envelope, Id, NonNegativeFloat, PositiveFloat, Pricing,
+    RenewableQuota, StrictModel, Variant,
 )
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
@@ -109,6 +109,11 @@ class InferenceSpec(StrictModel):
     efficiency: dict[Id, Efficiency] = Field(min_length=1)
     sites: list[Id] | None = None
     unmet_usd_per_pflops_hour: NonNegativeFloat | None = None
+    tokens: bool = Field(default=False, description="llm: state demand in tokens per second (demand_tokens_per_s).")
+    revenue_usd_per_mtok: NonNegativeFloat | None = None
+    paying_share: Fraction | None = None
+    variants: list[Variant] = Field(default_factory=list, description="Routing variants, copied as written.")
+    category: Category | None = None
     description: str | None = None
 
 
@@ -129,6 +134,7 @@ class TrainingSpec(StrictModel):
     gang_start_step_hours: Annotated[int, Field(ge=1)] | None = None
     single_site: bool = False
     short_usd_per_eflop: NonNegativeFloat | None = None
+    category: Category | None = None
     description: str | None = None
 
 
@@ -218,3 +224,4 @@ class InstanceSpec(StrictModel):
     contracts: list[Contract] = Field(default_factory=list)
     renewable_quotas: list[RenewableQuota] = Field(default_factory=list)
     carbon_usd_per_t: NonNegativeFloat | None = None
+    envelope: Envelope | None = None

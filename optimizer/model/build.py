@@ -28,7 +28,9 @@ def build_model(
     ``keep_implied_rows`` keeps the rows a column's upper bound implies (pool capacity with one
     eligible allocation): the same columns, and rows that carry every limit (plans/duals.py)."""
     i = data.instruments
-    ids = {"workload": data.workload_ids, "pool": data.pool_ids, "site": data.site_ids, "chip": data.chip_ids,
+    # A routed service's allocations are named by its variant (blocks[chat/draft,pool,hour]): the
+    # variants' labels follow the workloads in the "workload" dimension.
+    ids = {"workload": data.workload_ids + data.economics.variant_ids, "pool": data.pool_ids, "site": data.site_ids, "chip": data.chip_ids,
            "offer": i.offer_ids, "commitment": i.commitment_ids, "contract": i.contract_ids,
            "quota": data.energy.quota_ids, "variant": data.economics.variant_ids,
            "category": data.economics.category_ids}

@@ -303,8 +303,9 @@ class ModelBuilder:
         sense: str = "",
         cpsat_refusal: str = "",
     ) -> Family:
-        """Rows ``lower <= sum(vals * x[cols]) <= upper``; ``rows`` are 0-based within the family."""
-        size = len(coords[0]) if coords else 1
+        """Rows ``lower <= sum(vals * x[cols]) <= upper``; ``rows`` are 0-based within the family.
+        A family with no dims is one row, or none where it has no entries (it would say 0 <= upper)."""
+        size = len(coords[0]) if coords else (1 if np.size(rows) else 0)
         fam = Family(name, dims, tuple(np.asarray(c) for c in coords), self._n_rows, size, sense=sense,
                      cpsat_refusal=cpsat_refusal)
         self._rows.append(

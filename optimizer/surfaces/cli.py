@@ -91,11 +91,57 @@ def _summary_table(plan) -> Table:
         table.add_row("carbon (tCO2)", carbon if energy["carbon_t_by_site"] else "- (no site states an intensity)")
         if len(energy["carbon_t_by_site"]) > 1:
             table.add_row("carbon by site (tCO2)", ", ".join(f"{site} {t:,.4g}" for site, t in energy["carbon_t_by_site"].items()))
+    econ = plan.economics
+    if econ:
+        for category, eflop in econ["eflop_by_category"].items():
+            if eflop:
+                table.add_row(f"compute {category} (EFLOP)", f"{eflop:,.6g}")
+        if econ.get("budget_usd") is not None:
+            from optimizer.plans.accounting import spend_usd
+
+            table.add_row("envelope: spend / budget (USD)", f"{spend_usd(plan.cost_usd):,.2f} / {econ['budget_usd']:,.2f}")
+        if econ["services"]:
+            table.add_row("tokens served (M)", f"{econ['mtok']:,.6g}")
+            table.add_row("USD per M tokens", _ratio_text(econ["usd_per_mtok"], ".4g"))
+            table.add_row("tokens per kWh / per USD", f"{_ratio_text(econ['tokens_per_kwh'], ',.0f')} / "
+                          f"{_ratio_text(econ['tokens_per_usd'], ',.0f')}")
+        if econ["revenue_usd"]:
+            table.add_row("revenue (USD)", _money(econ["revenue_usd"]))
+            table.add_row("compute margin (paying users)", _ratio_text(econ["compute_margin"], ".1%"))
+            table.add_row("P&L ex-research / full (USD)", f"{econ['pnl_ex_research_usd']:,.2f} / {econ['pnl_full_usd']:,.2f}")
     table.add_row("solve time (s)", f"{plan.solve_seconds:.2f}")
     first, one_pct = plan.time_to_first_plan_s, plan.time_to_1pct_s
     table.add_row("first plan / within 1% (s)", f"{'-' if first is None else f'{first:.2f}'} / "
                   f"{'-' if one_pct is None else f'{one_pct:.2f}'}")
     return table
+
+
+def _ratio_text(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _economics_tables(plan) -> list[Table]:
+    """Unit economics per service, and each routed service's routing (mean share per variant)."""
+    econ = plan.economics
+    tables = []
+    if econ and econ["services"]:
+        table = Table(title="services: tokens and unit economics", title_justify="left")
+        for column in ("service", "M tokens", "cost USD", "USD/M tok", "revenue USD", "tokens/kWh", "tokens/USD"):
+            table.add_column(column, justify="left" if column == "service" else "right")
+        for service, row in econ["services"].items():
+            table.add_row(service, f"{row['mtok']:,.6g}", _money(row["cost_usd"]), _ratio_text(row["usd_per_mtok"], ".4g"),
+                          _money(row["revenue_usd"]), _ratio_text(row["tokens_per_kwh"], ",.0f"),
+                          _ratio_text(row["tokens_per_usd"], ",.0f"))
+        tables.append(table)
+    if len(plan.routing):
+        table = Table(title="routing: share of tokens per variant", title_justify="left")
+        for column in ("service", "variant", "mean share", "min", "max", "hours"):
+            table.add_column(column, justify="left" if column in ("service", "variant") else "right")
+        for (service, variant), rows in plan.routing.groupby(["workload", "variant"], sort=False):
+            table.add_row(service, variant, f"{rows.share.mean():.1%}", f"{rows.share.min():.1%}",
+                          f"{rows.share.max():.1%}", str(len(rows)))
+        tables.append(table)
+    return tables
 
 
 def _purchase_tables(instance, plan) -> list[Table]:
@@ -181,7 +227,7 @@ def solve(
         _fail(outcome.message, outcome.exit_code)
     plan.write(target)
     out.print(_summary_table(plan))
-    for table in _purchase_tables(loaded, plan):
+    for table in _purchase_tables(loaded, plan) + _economics_tables(plan):
         out.print(table)
     if plan.duals is not None:
         from optimizer.plans.duals import binding_sentences

@@ -30,6 +30,7 @@ import pandas as pd
 from optimizer.plans.checker import check_plan, require_plan_of
 from optimizer.errors import FieldError, InputError
 from optimizer.plans.accounting import COST_KEYS, unit_economics
+from optimizer.plans.economics import ROUTING_COLUMNS
 from optimizer.plans.energy import ENERGY_COLUMNS
 from optimizer.plans.instruments import COVERAGE_COLUMNS, PURCHASE_COLUMNS, commitment_utilisation
 from optimizer.input.schema import Instance
@@ -69,6 +70,10 @@ class ReportTables:
     quotas: pd.DataFrame = field(default_factory=pd.DataFrame)  # quota, share, achieved_share, facility_mwh
     #: duals.csv (plans/duals.py) when the plan was solved with --duals
     duals: pd.DataFrame | None = None
+    #: per service that speaks tokens: M tokens, cost, USD/Mtok, revenue, tokens per kWh and per USD
+    services: pd.DataFrame = field(default_factory=pd.DataFrame)
+    categories: pd.DataFrame = field(default_factory=pd.DataFrame)  # category, eflop, cost_usd
+    routing: pd.DataFrame = field(default_factory=pd.DataFrame)  # index hour, one column per "service/variant" share
 
     def times(self, hours) -> Any:
         """x values for hour numbers: UTC times when the instance has a start, else the hours."""
@@ -104,6 +109,7 @@ def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Pa
     coverage = _read(plan_dir, "coverage.csv", COVERAGE_COLUMNS)
     energy = _read(plan_dir, "energy.csv", ENERGY_COLUMNS)
     duals = _read(plan_dir, "duals.csv") if (plan_dir / "duals.csv").exists() else None
+    routing = _read(plan_dir, "routing.csv", ROUTING_COLUMNS) if (plan_dir / "routing.csv").exists() else None
     report = check_plan(instance, plan_dir)
 
     hours = instance.hours
@@ -258,13 +264,26 @@ def build_tables(instance: Instance, plan_dir: str | Path, lockin_path: str | Pa
         by_site["carbon_t"] = stated.reindex(by_site.index)
     quotas = pd.DataFrame([{"quota": q, "sites": ", ".join(next(x.sites for x in instance.renewable_quotas if x.id == q)),
                             **entry} for q, entry in energy_summary.get("quotas", {}).items()])
+    econ = summary.get("economics") or {}
+    services = pd.DataFrame([{"service": w, **row} for w, row in econ.get("services", {}).items()])
+    by_workload = econ.get("cost_usd_by_workload", {})
+    categories = pd.DataFrame([{"category": c, "eflop": e,
+                                "cost_usd": sum(u for w, u in by_workload.items() if workloads[w].category == c)}
+                               for c, e in econ.get("eflop_by_category", {}).items()])
+    for key in ("mtok", "usd_per_mtok", "compute_margin", "revenue_usd", "pnl_ex_research_usd", "pnl_full_usd"):
+        headline[key] = econ.get(key)
+    shares = pd.DataFrame(index=every_hour)
+    if routing is not None and len(routing):
+        shares = routing.assign(key=routing.workload + "/" + routing.variant).pivot_table(
+            index="hour", columns="key", values="share", aggfunc="sum").reindex(every_hour).fillna(0.0)  # unlisted: 0
     return ReportTables(instance.name, headline, stacked("vendor"), stacked("cloud"), cost_per_day, site_power,
                         utilisation, unmet_table, lockin, purchases=purchases,
                         commitment_use=commitment_utilisation(instance, purchases, coverage), violations=report.violations,
                         start=instance.start, allocations=alloc.drop(columns=["draw_mw", "energy_usd", "usage_usd"],
                                                                      errors="ignore"),
                         reservations=reservations, workload_pool_chips=pairs,
-                        energy_by_site=by_site.reset_index(), quotas=quotas, duals=duals)
+                        energy_by_site=by_site.reset_index(), quotas=quotas, duals=duals, services=services,
+                        categories=categories, routing=shares)
 
 
 def _read_lockin(path: str | Path) -> pd.DataFrame:
@@ -472,6 +491,15 @@ def render_charts(tables: ReportTables, folder: Path) -> dict[str, Path]:
             ax.legend(fontsize=9, loc="upper right")
         save(fig, "commitment_use")
 
+    if tables.routing.shape[1]:
+        fig, ax = plt.subplots(figsize=(9, 3.2))
+        for column in tables.routing.columns:
+            ax.step(tables.times(tables.routing.index), tables.routing[column].values, where="post", label=column)
+        ax.set(title="Share of tokens per variant and hour", ylabel="share", ylim=(0, 1.05))
+        _time_axis(ax, tables, tables.headline["hours"])
+        ax.legend(fontsize=9, loc="upper right")
+        save(fig, "routing")
+
     if tables.lockin is not None and len(tables.lockin):
         from optimizer.analyses.lockin import serves_less
 
@@ -571,6 +599,21 @@ th{background:#f4f4f4;text-align:left}.num{text-align:right;font-variant-numeric
 """
 
 
+def _economics_html(tables: ReportTables, figure) -> list[str]:
+    """Compute by category, unit economics per service and the routing (where the plan has them)."""
+    if not len(tables.categories):
+        return []
+    parts = ["<h2>Compute envelope and unit economics</h2>",
+             "<p>Compute delivered (EFLOP of the chips' useful work) and cost by category; each workload pays its "
+             "own chips' usage and energy, its chip-hour share of reserved, block and owned pools' fees, and a "
+             "pro-rata share of every other spend (docs/formulation.md, Economics).</p>", _table(tables.categories)]
+    if len(tables.services):
+        parts += [_table(tables.services)]
+    if tables.routing.shape[1]:
+        parts += [figure("routing", "Share of each routed service's tokens per variant and hour")]
+    return parts
+
+
 def render_html(tables: ReportTables, charts: dict[str, Path]) -> str:
     h = tables.headline
     gap = "-" if h["gap"] in (None, "inf") else f"{100 * float(h['gap']):.3f}%"
@@ -583,6 +626,12 @@ def render_html(tables: ReportTables, charts: dict[str, Path]) -> str:
         ("renewable share", "-" if h["renewable_share"] is None else f"{h['renewable_share']:.1%}"),
         ("checker", h["checker"]),
     ]
+    if h.get("mtok"):
+        cards[-1:-1] = [("tokens served (M)", f"{h['mtok']:,.6g}"),
+                        ("USD per M tokens", "-" if h["usd_per_mtok"] is None else f"{h['usd_per_mtok']:.4g}")]
+    if h.get("revenue_usd"):
+        cards[-1:-1] = [("compute margin", "-" if h["compute_margin"] is None else f"{h['compute_margin']:.1%}"),
+                        ("P&L ex-research / full (USD)", f"{_money(h['pnl_ex_research_usd'])} / {_money(h['pnl_full_usd'])}")]
     breakdown = pd.DataFrame([{"term": k, "USD": h[f"{k}_usd"]} for k in COST_KEYS])
 
     def figure(name: str, caption: str) -> str:
@@ -613,6 +662,7 @@ def render_html(tables: ReportTables, charts: dict[str, Path]) -> str:
         "a quota, grid energy and its tonnes of CO2 (location-based: certificates do not lower them; empty "
         "where the site states no grid intensity).</p>", _table(tables.energy_by_site),
         (_table(tables.quotas) if len(tables.quotas) else ""),
+        *_economics_html(tables, figure),
         "<h2>Pool utilisation</h2>", figure("pool_utilisation", "Utilisation of each pool"),
         _table(tables.pool_utilisation),
         "<h2>Unmet demand</h2>", figure("unmet", "Unmet demand per workload"), _table(tables.unmet),
@@ -737,6 +787,12 @@ def write_xlsx(tables: ReportTables, path: Path) -> list[str]:
         sheet("Quotas", tables.quotas)
     if tables.duals is not None:
         sheet("ShadowPrices", tables.duals)
+    if len(tables.categories):
+        sheet("Economics", tables.categories)
+    if len(tables.services):
+        sheet("Services", tables.services)
+    if tables.routing.shape[1]:
+        sheet("Routing", tables.routing.reset_index())
 
     if tables.lockin is not None:
         data = tables.lockin[["plan", "total_usd"] + [c for c in tables.lockin.columns if c not in ("plan", "total_usd")]]

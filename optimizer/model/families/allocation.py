@@ -35,8 +35,10 @@ class Allocation(ConstraintFamily):
         block = d.pool_block[pool]
         # Reserved pools are paid through reserved_blocks: their allocations cost only energy.
         cost = block * (usage_usd_per_chip_hour + chip_power_kw * energy_usd_per_kwh)
+        # Named by the variant where the chips run one (ids: model/build.py), so every name is unique.
+        named = np.where(d.alloc_variant >= 0, len(d.workload_ids) + d.alloc_variant, d.alloc_workload)
         fam = ctx.add_variables(
-            BLOCKS, (d.alloc_workload, pool, d.alloc_hour), lower=0.0, upper=d.alloc_max_blocks.astype(float),
+            BLOCKS, (named, pool, d.alloc_hour), lower=0.0, upper=d.alloc_max_blocks.astype(float),
             cost=cost,
             cost_terms={USAGE: block * usage_usd_per_chip_hour, ENERGY: block * chip_power_kw * energy_usd_per_kwh},
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.model.families.base import (
-    COMPUTE_EFLOP, ELASTIC_SLACK_COST, Binding, BuildContext, ConstraintFamily, Rows, ShadowPrice, Shortfall,
+    COMPUTE_EFLOP, ELASTIC_SLACK_COST, Binding, BuildContext, ConstraintFamily, Rows, ShadowPrice, Shortfall, Terms,
     Variable, row_worth,
 )
 from optimizer.model.families.inference_demand import SLACK_TOLERANCE
@@ -43,12 +43,9 @@ class EnvelopeFamily(ConstraintFamily):
 
     def add_rows(self, ctx: BuildContext) -> None:
         d, e = ctx.data, ctx.data.economics
-        if e.has_budget:
-            spend = ctx.spend_terms()
-            ctx.add_rows(ENVELOPE_BUDGET, (), rows_of=np.zeros(len(spend.column), dtype=np.int64), cols=spend.column,
-                         vals=spend.coefficient, lower=-np.inf, upper=e.budget_usd)
-        if not len(e.floor_category):
-            return
+        spend = ctx.spend_terms() if e.has_budget else Terms.concat([], 0)  # no budget: no row
+        ctx.add_rows(ENVELOPE_BUDGET, (), rows_of=np.zeros(len(spend.column), dtype=np.int64), cols=spend.column,
+                     vals=spend.coefficient, lower=-np.inf, upper=e.budget_usd)
         compute = ctx.terms(COMPUTE_EFLOP)
         category = e.workload_category[compute.coords[0]]
         rows, cols, vals = [], [], []
@@ -64,8 +61,10 @@ class EnvelopeFamily(ConstraintFamily):
             rows.append(np.arange(slack.size))
             cols.append(slack.start + np.arange(slack.size))
             vals.append(np.ones(slack.size))
-        ctx.add_rows(ENVELOPE_FLOOR, (e.floor_category,), rows_of=np.concatenate(rows), cols=np.concatenate(cols),
-                     vals=np.concatenate(vals), lower=np.nan_to_num(e.floor_eflop, nan=0.0), upper=np.inf)
+        empty = [np.zeros(0, dtype=np.int64)]
+        ctx.add_rows(ENVELOPE_FLOOR, (e.floor_category,), rows_of=np.concatenate(rows + empty),
+                     cols=np.concatenate(cols + empty), vals=np.concatenate(vals + [np.zeros(0)]),
+                     lower=np.nan_to_num(e.floor_eflop, nan=0.0), upper=np.inf)
 
     def shortfalls(self, data, model, values):
         fam = model.variables.get(FLOOR_SLACK.name)
@@ -90,7 +89,7 @@ class EnvelopeFamily(ConstraintFamily):
 
     def full(self, data, model, values, pool_hours):
         fam = model.constraints.get(ENVELOPE_BUDGET.name)
-        if fam is None:
+        if fam is None or fam.size == 0:
             return []
         spent = float((model.matrix @ values)[fam.start])
         budget = data.economics.budget_usd
@@ -103,7 +102,7 @@ class EnvelopeFamily(ConstraintFamily):
         floor: USD per EFLOP."""
         out = []
         fam, value = row_worth(model, ENVELOPE_BUDGET.name, worth)
-        if fam is not None:
+        if fam is not None and fam.size:
             out.append(ShadowPrice(ENVELOPE_BUDGET.name, "budget", None, float(value[0]), "USD/USD"))
         fam, value = row_worth(model, ENVELOPE_FLOOR.name, worth)
         if fam is not None:

@@ -46,6 +46,8 @@ def routed_cells(data) -> tuple[np.ndarray, np.ndarray]:
 def _peers(key: np.ndarray) -> np.ndarray:
     """For each member, the members with the same key (itself included), as a [member, slot]
     matrix of member indices padded with -1."""
+    if len(key) == 0:
+        return np.zeros((0, 0), dtype=np.int64)
     _, group_of, counts = np.unique(key, return_inverse=True, return_counts=True)
     order = np.argsort(group_of, kind="stable")
     first = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -71,8 +73,6 @@ class Routing(ConstraintFamily):
     def add_rows(self, ctx: BuildContext) -> None:
         d, e = ctx.data, ctx.data.economics
         fam = ctx.block(ROUTED)
-        if fam is None or fam.size == 0:
-            return
         v, t = fam.coords
         columns = fam.start + np.arange(fam.size)
         row_of = row_index((len(e.variant_ids), d.hours), (v, t))

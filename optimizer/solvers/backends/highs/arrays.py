@@ -64,7 +64,8 @@ def write_model_file(model: LinearModel, path: str | Path) -> None:
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     load_model(highs, model, names=True)
-    highs.writeModel(str(path))
+    if highs.writeModel(str(path)) == highspy.HighsStatus.kError:  # HiGHS says nothing else
+        raise OSError(f"HiGHS could not write the model to {path}")
 
 
 def run_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, options: dict) -> highspy.Highs:
