@@ -43,7 +43,13 @@ def markdown(frame: pd.DataFrame) -> str:
     cols = [("plan", "plan", ""), ("status", "status", ""), ("gap", "gap", "gap"), ("total_usd", "total USD", "usd"),
             ("premium_usd", "premium USD", "usd"), ("premium_pct", "premium", "pct"),
             ("unmet_pflops_hours", "unmet PFLOP/s-h", ""), ("short_eflop", "short EFLOP", ""),
-            ("usd_per_delivered_eflop", "USD per delivered EFLOP", ""), ("note", "note", "")]
+            ("usd_per_delivered_eflop", "USD per delivered EFLOP", "")]
+    # The token currencies where the instance speaks them: USD per million tokens, the margin on
+    # paying users, and what the restriction does to it against multi.
+    cols += [c for c in (("usd_per_mtok", "USD/Mtok", "usd4"), ("compute_margin", "margin", "share"),
+                         ("margin_vs_multi_pts", "margin vs multi", "pts"))
+             if c[0] in frame.columns and frame[c[0]].notna().any()]
+    cols.append(("note", "note", ""))
     lines = ["| " + " | ".join(h for _, h, _ in cols) + " |", "|" + "---|" * len(cols)]
     for row in frame.to_dict("records"):
         lines.append("| " + " | ".join(format_cell(row.get(k), kind) for k, _, kind in cols) + " |")

@@ -217,3 +217,36 @@ def test_routed_names_are_unique_in_the_model():
     names = model.column_names()
     assert len(names) == len(set(names))
     assert "blocks[chat/draft,B,1]" in names and "blocks[chat/flagship,A,1]" in names
+
+
+def test_the_service_returns_and_checks_routing(tmp_path):
+    from tests.test_service import Server, request, wait
+
+    server = Server(tmp_path / "jobs.sqlite", "--workers", "1").start()
+    try:
+        job = request(server, "POST", "/v1/solves", {"instance": routing_case()})[1]
+        done = wait(server, job["id"])
+        assert done["status"] == "succeeded", done
+        plan = request(server, "GET", f"/v1/solves/{job['id']}/plan")[1]
+        assert {row["variant"] for row in plan["routing"]} == {"flagship", "draft"}
+        assert plan["summary"]["economics"]["mtok"] == pytest.approx(147.6)
+        status, verdict, _ = request(server, "POST", "/v1/check", {"instance": routing_case(), "plan": plan})
+        assert status == 200 and verdict["ok"], verdict
+        bare = {key: value for key, value in plan.items() if key != "routing"}
+        verdict = request(server, "POST", "/v1/check", {"instance": routing_case(), "plan": bare})[1]
+        assert not verdict["ok"] and "routing.csv: missing" in verdict["violations"][0]
+        status, text, _ = request(server, "GET", f"/v1/solves/{job['id']}/plan/routing.csv")
+        assert status == 200 and text.splitlines()[0] == "hour,workload,variant,share"
+    finally:
+        server.stop()
+
+
+def test_a_demand_scenario_scales_token_demand(tmp_path):
+    from optimizer.analyses.scenarios import apply_scenario, scenarios_from_data
+
+    instance = optimizer.instance_from_data(routing_case())
+    scenario = scenarios_from_data({"scenarios": [
+        {"name": "surge", "changes": [{"kind": "demand", "workload": "chat", "scale": 2.0, "from_hour": 1}]}]}, instance)[0]
+    surged = apply_scenario(instance, scenario)
+    assert surged.workloads[0].demand_tokens_per_s == (5000.0, 32000.0, 60000.0)
+    assert surged.workloads[0].variants == instance.workloads[0].variants

@@ -84,7 +84,9 @@ def diff_plans(instance_a: Instance, plan_a: str | Path, plan_b: str | Path,
     # Chips moved in an hour: the sum over (workload, pool) of |B - A|, so a workload moved from
     # one pool to another counts both the chips it left and those it took.
     key = ["hour", "workload", "pool"]
-    merged = alloc_a[key + ["chips"]].merge(alloc_b[key + ["chips"]], on=key, how="outer", suffixes=("_a", "_b")).fillna(0)
+    # A routed service has a row per variant on one pool: summed first, so each key merges once.
+    a_chips, b_chips = (frame.groupby(key, as_index=False).chips.sum() for frame in (alloc_a, alloc_b))
+    merged = a_chips.merge(b_chips, on=key, how="outer", suffixes=("_a", "_b")).fillna(0)
     merged["moved"] = (merged.chips_b - merged.chips_a).abs()
     per_hour = merged.groupby("hour").agg(a_chips=("chips_a", "sum"), b_chips=("chips_b", "sum"),
                                           moved_chips=("moved", "sum")).astype(int).reset_index()

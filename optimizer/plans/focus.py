@@ -109,13 +109,16 @@ def focus_rows(instance: Instance, allocations: Any, reservations: Any, period: 
     # chip-hours and energy per (pool, workload, period), from whole chips in each hour
     use: dict[tuple[str, str, int], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0])  # chip-h, MWh, USD, peak
     used_per_pool_period: dict[tuple[str, int], float] = defaultdict(float)
+    # A routed service has a row per variant on one pool and hour: one count per (pool, workload, hour).
+    per_hour: dict[tuple[str, str, int], int] = defaultdict(int)
     for row in _records(allocations):
-        hour, pool = int(row["hour"]), pools[row["pool"]]
-        count = int(row["chips"])
+        per_hour[(row["pool"], row["workload"], int(row["hour"]))] += int(row["chips"])
+    for (pool_id, workload_id, hour), count in per_hour.items():
+        pool = pools[pool_id]
         site = sites[pool.site]
         first = hour - hour % step
         mwh = count * chips[pool.chip].power_kw * site.pue / 1000.0
-        entry = use[(pool.id, row["workload"], first)]
+        entry = use[(pool.id, workload_id, first)]
         entry[0] += count
         entry[1] += mwh
         entry[2] += mwh * _hourly(site.energy_usd_per_mwh, hour)
