@@ -12,7 +12,7 @@ import pytest
 import optimizer
 from optimizer import SolveStatus
 from optimizer.analyses.greedy import greedy_plan
-from tests.helpers import chip, chipmix, chips_of, inference, instance_data, pool, site, solve_checked, training
+from tests.helpers import chip, chipmix, chips_of, inference, instance_data, pool, solve_checked, training
 
 MILP_ENGINES = ("highs", "pulp-cbc")
 

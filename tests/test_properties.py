@@ -257,3 +257,49 @@ def test_highs_and_cpsat_agree_with_renewable_supply_and_priced_carbon(tmp_path,
     scaling = plan.details["solver"]["scaling_bound_usd"]
     assert abs(plan.objective_usd - highs) <= scaling + 1e-6 * max(1.0, highs)
     assert plan.bound_usd <= highs + 1e-6 * max(1.0, highs)
+
+
+def with_revenue(data, draw):
+    """The instance's services in tokens (1e12 FLOP per token) at a drawn revenue, no training."""
+    out = copy.deepcopy(data)
+    services = [w for w in out["workloads"] if w["type"] == "inference"]
+    if not services:
+        services = [{"type": "inference", "id": "w-s", "efficiency": {"c0": 0.5}, "demand_pflops": [1.0] * out["hours"]}]
+    for w in services:
+        w["demand_tokens_per_s"] = [v * 1000.0 for v in w.pop("demand_pflops")]
+        w["flop_per_token"] = 1e12
+        w.pop("unmet_usd_per_pflops_hour", None)
+        # Revenues that cannot tie with a chip's price per PFLOP/s-hour (3.6 x these: 6.12, 26.28, 62.64).
+        w["revenue_usd_per_mtok"] = draw(st.sampled_from([1.7, 7.3, 17.4]))
+        w["paying_share"] = draw(st.sampled_from([0.5, 1.0]))
+    out["workloads"] = services
+    return out
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=instances(), extra=st.data(),
+       shares=st.lists(st.sampled_from([0.2, 0.5, 0.8]), min_size=2, max_size=2, unique=True))
+def test_raising_the_budget_never_lowers_the_revenue_served(tmp_path, data, extra, shares):
+    # With a budget the objective is spend + paying revenue lost, and a smaller budget's plan is a
+    # plan of the larger one: the larger serves at least as much revenue (ties aside, which the
+    # revenues above rule out) and its objective is not higher.
+    from optimizer.plans.accounting import spend_usd
+
+    plain = with_revenue(data, extra.draw)
+    unconstrained = solve_checked({**plain, "envelope": {"budget_usd": 1e9}}, tmp_path)
+    spend = spend_usd(unconstrained.cost_usd)
+    if spend <= 1e-6:
+        event("nothing to spend")
+        return
+    plans = []
+    for share in sorted(shares):
+        plan = solve_checked({**plain, "envelope": {"budget_usd": share * spend}}, tmp_path)
+        assert plan.status is optimizer.SolveStatus.OPTIMAL
+        assert spend_usd(plan.cost_usd) <= share * spend * (1 + 1e-9) + 1e-6
+        plans.append(plan)
+    low, high = plans
+    assert low.economics["revenue_usd"] <= high.economics["revenue_usd"] + 1e-6 * max(1.0, high.economics["revenue_usd"])
+    assert close_or_below(high.objective_usd, low.objective_usd)
+    assert close_or_below(high.objective_usd, low.objective_usd) and close_or_below(
+        unconstrained.objective_usd, high.objective_usd)

@@ -351,7 +351,9 @@ def _impossible_hard_demand(instance: Instance, workload_paths: list[str]) -> li
         if isinstance(workload, InferenceWorkload):
             # Routed services: what the variants can serve depends on their shares; the solve's
             # diagnosis explains an impossible one.
-            if workload.unmet_usd_per_pflops_hour is not None or workload.variants:
+            budget = instance.envelope is not None and instance.envelope.budget_usd is not None
+            priced_by_budget = budget and workload.revenue_usd_per_mtok is not None  # unserved costs its revenue
+            if workload.unmet_usd_per_pflops_hour is not None or workload.variants or priced_by_budget:
                 continue
             short_hours, worst = [], None
             for hour in range(instance.hours):

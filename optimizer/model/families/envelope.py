@@ -42,7 +42,7 @@ class EnvelopeFamily(ConstraintFamily):
                           elastic=True)
 
     def add_rows(self, ctx: BuildContext) -> None:
-        d, e = ctx.data, ctx.data.economics
+        e = ctx.data.economics
         spend = ctx.spend_terms() if e.has_budget else Terms.concat([], 0)  # no budget: no row
         ctx.add_rows(ENVELOPE_BUDGET, (), rows_of=np.zeros(len(spend.column), dtype=np.int64), cols=spend.column,
                      vals=spend.coefficient, lower=-np.inf, upper=e.budget_usd)
