@@ -10,31 +10,22 @@ from optimizer.input.schema import InferenceWorkload, Instance
 SHARE_TOLERANCE = 1e-9
 
 
-def check_economics(instance: Instance, workload_paths: list[str], chips: dict) -> list[FieldError]:
+def check_economics(instance: Instance, workload_paths: list[str]) -> list[FieldError]:
     errors: list[FieldError] = []
     for workload, path in zip(instance.workloads, workload_paths):
         if isinstance(workload, InferenceWorkload):
-            errors += _service_problems(instance, workload, path, chips)
+            errors += _service_problems(workload, path)
     errors += _envelope_problems(instance)
     return errors
 
 
-def _length(instance: Instance, path: str, value) -> list[FieldError]:
-    if isinstance(value, tuple) and len(value) != instance.hours:
-        return [FieldError(path, f"hourly list has {len(value)} entries, expected hours = {instance.hours}",
-                           "give one demand per hour, or a single number for every hour")]
-    return []
-
-
-def _service_problems(instance: Instance, w: InferenceWorkload, path: str, chips: dict) -> list[FieldError]:
+def _service_problems(w: InferenceWorkload, path: str) -> list[FieldError]:
     errors: list[FieldError] = []
     given = [name for name in ("demand_pflops", "demand_tokens_per_s") if getattr(w, name) is not None]
     if len(given) != 1:
         errors.append(FieldError(
             path, "needs exactly one of demand_pflops and demand_tokens_per_s" + (", got both" if given else ""),
             "give the demand in PFLOP/s, or in tokens per second with flop_per_token (or model_params_b)"))
-    for name in given:
-        errors += _length(instance, f"{path}.{name}", getattr(w, name))
     if w.flop_per_token is not None and w.model_params_b is not None:
         errors.append(FieldError(f"{path}.model_params_b", "give flop_per_token or model_params_b, not both",
                                  "model_params_b means 2 x params FLOP per token"))
@@ -51,10 +42,6 @@ def _service_problems(instance: Instance, w: InferenceWorkload, path: str, chips
         if (variant.flop_per_token is None) == (variant.model_params_b is None):
             errors.append(FieldError(vpath, "needs exactly one of flop_per_token and model_params_b",
                                      "model_params_b means 2 x params FLOP per token"))
-        for chip_id in variant.efficiency or {}:
-            if chip_id not in chips:
-                errors.append(FieldError(f"{vpath}.efficiency.{chip_id}", f"unknown chip {chip_id!r}",
-                                         f"use one of: {', '.join(sorted(chips))}"))
         if variant.min_share > variant.max_share:
             errors.append(FieldError(f"{vpath}.min_share", f"min_share {variant.min_share:g} is above max_share "
                                      f"{variant.max_share:g}", "lower min_share or raise max_share"))

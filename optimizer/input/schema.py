@@ -232,6 +232,13 @@ class Pool(StrictModel):
     description: str | None = None
 
 
+def _stated_flop_per_token(flop_per_token: float | None, model_params_b: float | None) -> float | None:
+    """FLOP per token as a service or a variant states it: flop_per_token, or 2 x params (None: neither)."""
+    if flop_per_token is not None:
+        return flop_per_token
+    return None if model_params_b is None else 2e9 * model_params_b
+
+
 class Variant(StrictModel):
     """One model a routed service's tokens may go to (a flagship, a draft): its FLOP per token,
     its efficiency per chip, and bounds on its share of the service's tokens in each hour."""
@@ -248,7 +255,7 @@ class Variant(StrictModel):
 
     def tokens_flop(self) -> float:
         """FLOP per token (flop_per_token, or 2 x params)."""
-        return self.flop_per_token if self.flop_per_token is not None else 2e9 * self.model_params_b
+        return _stated_flop_per_token(self.flop_per_token, self.model_params_b)
 
 
 class InferenceWorkload(StrictModel):
@@ -291,11 +298,10 @@ class InferenceWorkload(StrictModel):
     def tokens_flop(self) -> float | None:
         """FLOP per token that demand is measured at: the service's own, else its first variant's
         (None: the service speaks PFLOP/s only)."""
-        if self.flop_per_token is not None:
-            return self.flop_per_token
-        if self.model_params_b is not None:
-            return 2e9 * self.model_params_b
-        return self.variants[0].tokens_flop() if self.variants else None
+        own = _stated_flop_per_token(self.flop_per_token, self.model_params_b)
+        if own is None and self.variants:
+            return self.variants[0].tokens_flop()
+        return own
 
     def models(self) -> list[tuple[Variant | None, dict[str, float]]]:
         """What the service's chips can run: (None, its efficiency) for a plain service; for a
@@ -509,6 +515,12 @@ class Instance(StrictModel):
     carbon_usd_per_t: Usd | None = Field(
         default=None, description="Price put on each tonne of CO2 from grid energy (a cost term); null: not priced.")
     envelope: Envelope | None = Field(default=None, description="A compute budget and category floors; null: none.")
+
+    def priced_by_budget(self, workload: InferenceWorkload) -> bool:
+        """Whether a service's unserved demand costs its paying revenue: within a budget
+        (envelope.budget_usd), a service with revenue_usd_per_mtok is priced so, not hard."""
+        return (self.envelope is not None and self.envelope.budget_usd is not None
+                and workload.revenue_usd_per_mtok is not None)
 
     def sha256(self) -> str:
         """The instance's fingerprint: sha256 of its canonical form (every field, defaults

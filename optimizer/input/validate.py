@@ -103,15 +103,13 @@ def check_instance(instance: Instance) -> list[FieldError]:
             check_length(f"{path}.available", pool.available, "chip count")
 
     for workload, path in zip(instance.workloads, workload_paths):
-        for chip_id in workload.efficiency:
-            if chip_id not in chips:
-                errors.append(
-                    FieldError(
-                        f"{path}.efficiency.{chip_id}",
-                        f"unknown chip {chip_id!r}",
-                        f"use one of: {_known(chips)}",
-                    )
-                )
+        # The workload's efficiency, and each routing variant's own.
+        efficiencies = [(path, workload.efficiency)] + [
+            (f"{path}.variants[{k}]({v.id})", v.efficiency) for k, v in enumerate(getattr(workload, "variants", ()))
+            if v.efficiency is not None]
+        for where, efficiency in efficiencies:
+            errors += [FieldError(f"{where}.efficiency.{chip_id}", f"unknown chip {chip_id!r}", f"use one of: {_known(chips)}")
+                       for chip_id in efficiency if chip_id not in chips]
         for position, site_id in enumerate(workload.sites or ()):
             if site_id not in sites:
                 errors.append(
@@ -119,7 +117,11 @@ def check_instance(instance: Instance) -> list[FieldError]:
                         f"{path}.sites[{position}]", f"unknown site {site_id!r}", f"use one of: {_known(sites)}"
                     )
                 )
-        if not isinstance(workload, InferenceWorkload):  # a service's demand: economics.py
+        if isinstance(workload, InferenceWorkload):  # which of the two it gives: economics.py
+            for name in ("demand_pflops", "demand_tokens_per_s"):
+                if getattr(workload, name) is not None:
+                    check_length(f"{path}.{name}", getattr(workload, name), "demand")
+        else:
             deadline = workload.deadline_hour if workload.deadline_hour is not None else hours
             if workload.deadline_hour is not None and workload.deadline_hour > hours:
                 errors.append(
@@ -138,7 +140,7 @@ def check_instance(instance: Instance) -> list[FieldError]:
                     )
                 )
 
-    errors += check_economics(instance, workload_paths, chips)
+    errors += check_economics(instance, workload_paths)
 
     if errors:
         # The face-value demand checks below need resolved ids and right lengths.
@@ -201,7 +203,7 @@ def model_columns(instance: Instance) -> int:
         else:
             deadline = workload.deadline_hour if workload.deadline_hour is not None else instance.hours
             active = max(deadline - workload.release_hour, 0)
-        models = max(len(getattr(workload, "variants", ())), 1)  # a routed service: a column per variant
+        models = len(workload.models()) if isinstance(workload, InferenceWorkload) else 1  # a column per variant
         total += active * models * sum(1 for pool in instance.pools if _serves(workload, pool))
     return total
 
@@ -323,7 +325,7 @@ def instance_warnings(instance: Instance) -> list[FieldError]:
 
 
 def _serves(workload: InferenceWorkload | TrainingWorkload, pool: Pool) -> bool:
-    runs = [workload.efficiency] + [v.efficiency or workload.efficiency for v in getattr(workload, "variants", ())]
+    runs = [e for _, e in workload.models()] if isinstance(workload, InferenceWorkload) else [workload.efficiency]
     return any(pool.chip in efficiency for efficiency in runs) and (workload.sites is None or pool.site in workload.sites)
 
 
@@ -351,9 +353,7 @@ def _impossible_hard_demand(instance: Instance, workload_paths: list[str]) -> li
         if isinstance(workload, InferenceWorkload):
             # Routed services: what the variants can serve depends on their shares; the solve's
             # diagnosis explains an impossible one.
-            budget = instance.envelope is not None and instance.envelope.budget_usd is not None
-            priced_by_budget = budget and workload.revenue_usd_per_mtok is not None  # unserved costs its revenue
-            if workload.unmet_usd_per_pflops_hour is not None or workload.variants or priced_by_budget:
+            if workload.unmet_usd_per_pflops_hour is not None or workload.variants or instance.priced_by_budget(workload):
                 continue
             short_hours, worst = [], None
             for hour in range(instance.hours):

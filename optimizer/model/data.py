@@ -169,7 +169,7 @@ def build_model_data(instance: Instance) -> ModelData:
             demand[w] = hourly_array(workload.pflops_demand(), hours)
             if workload.unmet_usd_per_pflops_hour is not None:
                 unmet_price[w] = workload.unmet_usd_per_pflops_hour
-            if economics.has_budget and workload.revenue_usd_per_mtok is not None:
+            if instance.priced_by_budget(workload):
                 # Within a budget, a token not served loses the paying revenue it would have earned.
                 unmet_price[w] = economics.revenue_usd_per_pflops_hour[w]
             active_hours.append(np.nonzero(demand[w] > 0)[0])
@@ -190,8 +190,7 @@ def build_model_data(instance: Instance) -> ModelData:
     kw_per_chip = chip_power[pool_chip] * np.array([site.pue for site in instance.sites])[pool_site]
     parts: list[tuple[np.ndarray, ...]] = []
     gang_parts: list[tuple[np.ndarray, ...]] = []
-    variant_of = {(int(w), vid.split("/", 1)[1]): v
-                  for v, (w, vid) in enumerate(zip(economics.variant_workload, economics.variant_ids))}
+    variant_of = {(int(w), name): v for v, (w, name) in enumerate(zip(economics.variant_workload, economics.variant_names))}
     for w, workload in enumerate(workloads):
         allowed_sites = None if workload.sites is None else set(workload.sites)
         hours_active = active_hours[w]

@@ -16,7 +16,8 @@ import pandas as pd
 from optimizer.input.schema import Instance
 from optimizer.model.data import ModelData
 from optimizer.model.families import cost_terms
-from optimizer.plans.economics import Routing, economics_summary, routed_served_pflops, routing_table
+from optimizer.model.economics import routed_served
+from optimizer.plans.economics import Routing, economics_summary, routing_table
 from optimizer.plans.energy import EnergySplit, cheapest_split, energy_costs, energy_summary, energy_table, facility_mwh
 from optimizer.plans.instruments import (
     Bought, applied_coverage, block_fees, commitment_fees, contract_shortfalls, covered_usd_by_pool, coverage_table, purchase_table,
@@ -118,7 +119,7 @@ def account_plan(
             "workload": np.asarray(data.workload_ids, dtype=object)[workload[used]],
             "pool": np.asarray(data.pool_ids, dtype=object)[pool[used]],
             "chips": chips[used],
-            "variant": [data.economics.variant_ids[v].split("/", 1)[1] if v >= 0 else "" for v in variant[used]],
+            "variant": [data.economics.variant_names[v] if v >= 0 else "" for v in variant[used]],
             "_w": workload[used],
             "_v": variant[used],
             "_p": pool[used],
@@ -138,7 +139,8 @@ def account_plan(
     np.add.at(variant_pflops, (variant[~plain], hour[~plain]), chips[~plain] * rate_tflops[~plain] / 1000.0)
     routed = np.zeros(len(data.workload_ids), dtype=bool)
     routed[data.economics.variant_workload] = True
-    delivered_pflops = np.where(routed[:, None], routed_served_pflops(data, routing, variant_pflops), delivered_pflops)
+    served_routed = routed_served(data.economics, routing.share, variant_pflops, data.inference_demand_pflops)
+    delivered_pflops = np.where(routed[:, None], served_routed, delivered_pflops)
     plan.routing = routing_table(data, routing)
     unmet = np.where(
         data.workload_is_inference[:, None],
@@ -167,21 +169,23 @@ def account_plan(
     )
 
     usage_price = np.where(data.pool_reserved[pool], 0.0, data.pool_usd_per_chip_hour[pool])
-    usage_by_pool = np.bincount(pool, weights=chips * usage_price, minlength=len(data.pool_ids))
+    usage_row = chips * usage_price
+    usage_by_pool = np.bincount(pool, weights=usage_row, minlength=len(data.pool_ids))
     covered = covered_usd_by_pool(data, bought)
-    usage = float(np.sum(chips * usage_price) - covered.sum())  # commitments pay for the covered chips
+    usage = float(np.sum(usage_row) - covered.sum())  # commitments pay for the covered chips
     shortfalls = contract_shortfalls(data, bought, usage_by_pool, reserved_chips)
     plan.purchases = purchase_table(data, bought, shortfalls)
     plan.coverage = coverage_table(data, bought)
     reserved = float(np.sum(reserved_chips * data.pool_usd_per_chip_hour) * data.hours)
-    energy = float(
-        np.sum(chips * data.pool_chip_power_kw[pool] * data.site_energy_usd_per_kwh[data.pool_site[pool], hour])
-    )
+    kwh_row = chips * data.pool_chip_power_kw[pool]  # facility kWh of each allocation's hour
+    energy_row = kwh_row * data.site_energy_usd_per_kwh[data.pool_site[pool], hour]
+    energy = float(np.sum(energy_row))
     facility = facility_mwh(data, pool, hour, chips)
     plan.energy = energy_table(data, facility, energy_split or cheapest_split(data, facility))
     plan.energy_summary = energy_summary(data, plan.energy)
     split_costs = energy_costs(data, plan.energy)
     energy += split_costs["energy_delta"]
+    blocks_usd = block_fees(data, bought)  # per start: the blocks term, and the fees of their pools
     penalty = float(
         np.sum(unmet.sum(axis=1) * np.nan_to_num(data.unmet_usd_per_pflops_hour))
         + np.sum(short * np.nan_to_num(data.short_usd_per_eflop))
@@ -189,7 +193,7 @@ def account_plan(
     # A family's own cost term (beyond these) is priced by its declared cost terms at the plan's
     # whole-number decisions; a plan with no model values (greedy) buys none of it.
     base = {"usage": usage, "reserved": reserved, "energy": energy, "penalty": penalty,
-            "blocks": float(block_fees(data, bought).sum()), "commitments": float(commitment_fees(data, bought).sum()),
+            "blocks": float(blocks_usd.sum()), "commitments": float(commitment_fees(data, bought).sum()),
             "contract_shortfall": float(shortfalls.sum()), "restarts": restart_usd(data, workload, hour, chips),
             "fixed": float(data.pool_fixed_usd.sum()), "certificates": split_costs["certificates"],
             "carbon": split_costs["carbon"]}
@@ -200,9 +204,9 @@ def account_plan(
     plan.unmet_pflops_hours = float(unmet.sum())
     i = data.instruments
     pool_fees = reserved_chips * data.pool_usd_per_chip_hour * data.hours + data.pool_fixed_usd
-    np.add.at(pool_fees, i.offer_pool[i.start_offer], block_fees(data, bought))
+    np.add.at(pool_fees, i.offer_pool[i.start_offer], blocks_usd)
     served = np.where(data.workload_is_inference[:, None], data.inference_demand_pflops - unmet, 0.0)
-    plan.economics = economics_summary(data, workload=workload, pool=pool, hour=hour, chips=chips,
-                                       rate_tflops=rate_tflops, served_pflops=served, cost_usd=costs,
-                                       spend_keys=SPEND_KEYS, pool_fees_usd=pool_fees)
+    plan.economics = economics_summary(data, workload=workload, pool=pool, chips=chips, rate_tflops=rate_tflops,
+                                       own_usd=usage_row + energy_row, kwh=kwh_row, served_pflops=served,
+                                       cost_usd=costs, spend_keys=SPEND_KEYS, pool_fees_usd=pool_fees)
     plan.short_eflop = float(short.sum())

@@ -19,12 +19,10 @@ import numpy as np
 import pandas as pd
 
 from optimizer.model.data import ModelData
-from optimizer.model.economics import CATEGORIES, MTOK_PER_PFLOPS_HOUR_FLOP
+from optimizer.model.economics import CATEGORIES, MTOK_PER_PFLOPS_HOUR_FLOP, routing_shares
 from optimizer.units import EFLOP_PER_TFLOPS_HOUR
 
 ROUTING_COLUMNS = ["hour", "workload", "variant", "share"]
-#: Shares below this are no routing at all (solver noise).
-SHARE_NOISE = 1e-12
 
 
 @dataclass(frozen=True)
@@ -40,14 +38,7 @@ class Routing:
 
 def routing_from_values(data: ModelData, variant: np.ndarray, hour: np.ndarray, routed: np.ndarray) -> Routing:
     """Shares from the solver's routed PFLOP/s per (variant, hour)."""
-    e = data.economics
-    served = np.zeros((len(e.variant_ids), data.hours))
-    served[variant, hour] = np.maximum(routed, 0.0)
-    total = np.zeros((len(data.workload_ids), data.hours))
-    np.add.at(total, e.variant_workload, served)
-    service_total = total[e.variant_workload]
-    share = np.divide(served, service_total, out=np.zeros_like(served), where=service_total > 0)
-    return Routing(np.where(share > SHARE_NOISE, share, 0.0))
+    return Routing(routing_shares(data.economics, len(data.workload_ids), data.hours, variant, hour, routed))
 
 
 def routing_table(data: ModelData, routing: Routing) -> pd.DataFrame:
@@ -59,40 +50,25 @@ def routing_table(data: ModelData, routing: Routing) -> pd.DataFrame:
     return pd.DataFrame({
         "hour": t.astype(np.int64),
         "workload": [data.workload_ids[e.variant_workload[k]] for k in v],
-        "variant": [e.variant_ids[k].split("/", 1)[1] for k in v],
+        "variant": [e.variant_names[k] for k in v],
         "share": routing.share[v, t],
     }, columns=ROUTING_COLUMNS)
-
-
-def routed_served_pflops(data: ModelData, routing: Routing, variant_pflops: np.ndarray) -> np.ndarray:
-    """[workload, hour] reference PFLOP/s a routed service serves: what its variants' chips cover at
-    the shares, within demand: min over variants with a share of chips / (share x ratio)."""
-    e = data.economics
-    need = routing.share * e.variant_ratio[:, None]
-    reach = np.divide(variant_pflops, need, out=np.full_like(need, np.inf), where=need > 0)
-    most = np.full((len(data.workload_ids), data.hours), np.inf)
-    np.minimum.at(most, e.variant_workload, reach)
-    has_share = np.zeros((len(data.workload_ids), data.hours), dtype=bool)
-    np.logical_or.at(has_share, e.variant_workload, routing.share > 0)
-    return np.where(has_share, np.minimum(most, data.inference_demand_pflops), 0.0)
 
 
 def _ratio(a: float, b: float) -> float | None:
     return float(a / b) if b > 0 else None
 
 
-def economics_summary(data: ModelData, *, workload: np.ndarray, pool: np.ndarray, hour: np.ndarray,
-                      chips: np.ndarray, rate_tflops: np.ndarray, served_pflops: np.ndarray,
+def economics_summary(data: ModelData, *, workload: np.ndarray, pool: np.ndarray, chips: np.ndarray,
+                      rate_tflops: np.ndarray, own_usd: np.ndarray, kwh: np.ndarray, served_pflops: np.ndarray,
                       cost_usd: dict[str, float], spend_keys: tuple[str, ...], pool_fees_usd: np.ndarray) -> dict[str, Any]:
-    """summary.json's ``economics`` block.  ``workload, pool, hour, chips, rate_tflops``: every
-    allocation of the plan (gang spans included); ``served_pflops`` [workload, hour] reference
-    PFLOP/s served; ``pool_fees_usd`` [pool] reservation, block and fixed fees."""
+    """summary.json's ``economics`` block.  ``workload, pool, chips, rate_tflops, own_usd, kwh``: per
+    allocation of the plan (gang spans included), its chips' usage and energy in USD and its
+    facility kWh; ``served_pflops`` [workload, hour] reference PFLOP/s served; ``pool_fees_usd``
+    [pool] reservation, block and fixed fees."""
     e = data.economics
     n_w = len(data.workload_ids)
-    usage = np.where(data.pool_reserved[pool], 0.0, data.pool_usd_per_chip_hour[pool])
-    kwh = chips * data.pool_chip_power_kw[pool]
-    own = np.bincount(workload, weights=chips * usage + kwh * data.site_energy_usd_per_kwh[data.pool_site[pool], hour],
-                      minlength=n_w)
+    own = np.bincount(workload, weights=own_usd, minlength=n_w)
     chip_hours = np.zeros((n_w, len(data.pool_ids)))
     np.add.at(chip_hours, (workload, pool), chips)
     used_by = chip_hours.sum(axis=0)
@@ -100,8 +76,8 @@ def economics_summary(data: ModelData, *, workload: np.ndarray, pool: np.ndarray
     share_of_pool = np.divide(chip_hours, used_by, out=np.zeros_like(chip_hours), where=used_by > 0)
     direct = own + share_of_pool @ fees
     spend = float(sum(cost_usd.get(key, 0.0) for key in spend_keys))
-    rest = spend - float(direct.sum())
     base = float(direct.sum())
+    rest = spend - base
     attributed = direct + (direct / base * rest if base > 0 else np.full(n_w, rest / n_w))
     kwh_by_workload = np.bincount(workload, weights=kwh, minlength=n_w)
     compute = np.bincount(workload, weights=chips * rate_tflops * EFLOP_PER_TFLOPS_HOUR, minlength=n_w)

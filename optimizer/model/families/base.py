@@ -320,13 +320,13 @@ class ConstraintFamily:
         """This family's rows that are full, among the (pool, hour) pairs short demand could use."""
         return []
 
-    # -- shadow prices -------------------------------------------------------------------------
     # -- settling a solver's plan ----------------------------------------------------------------
     def settle(self, data: ModelData, model: LinearModel, values: np.ndarray) -> None:
         """Move this family's continuous decisions (in place) to the most the plan's whole
         decisions allow, before the slack is settled (solve.py: the objective is then exactly
         what the plan's files say it costs)."""
 
+    # -- shadow prices -------------------------------------------------------------------------
     def shadow_prices(self, data: ModelData, model: LinearModel, worth: np.ndarray) -> list[ShadowPrice]:
         """This family's rows' shadow prices in the user's units, from ``worth`` (per model row:
         what one more unit of its limit saves, for a ``<=`` row, or one more unit of its

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from optimizer.model.economics import routed_served, routing_shares
 from optimizer.model.families.base import (
     SERVED_PFLOPS, VARIANT_PFLOPS, BuildContext, ConstraintFamily, Rows, ShadowPrice, Variable, row_index, row_worth,
 )
@@ -31,10 +32,6 @@ ROUTING_MAX_SHARE = Rows("routing_max_share", ("variant", "hour"), ">=",
                          "max_share x sum of the service's routed_pflops - routed_pflops >= 0", cpsat=CPSAT_REFUSAL)
 ROUTED = Variable("routed_pflops", ("variant", "hour"), integer=False, decision=True,
                   doc="the service's demand (reference PFLOP/s) the variant serves in the hour")
-
-#: Below this a variant serves nothing (solver noise).
-ROUTED_TOLERANCE = 1e-9
-
 
 def routed_cells(data) -> tuple[np.ndarray, np.ndarray]:
     """(variant, hour) of every variant in every hour its service has demand."""
@@ -52,7 +49,7 @@ def _peers(key: np.ndarray) -> np.ndarray:
     order = np.argsort(group_of, kind="stable")
     first = np.concatenate([[0], np.cumsum(counts)[:-1]])
     slot = np.arange(len(key)) - np.repeat(first, counts)
-    table = np.full((len(counts), int(counts.max()) if len(counts) else 0), -1, dtype=np.int64)
+    table = np.full((len(counts), int(counts.max())), -1, dtype=np.int64)
     table[group_of[order], slot] = order
     return table[group_of]
 
@@ -100,7 +97,8 @@ class Routing(ConstraintFamily):
 
     def settle(self, data, model, values) -> None:
         """Each service-hour's routed total raised (shares kept) to what its variants' whole chips
-        can serve, within demand: the plan's files count exactly that much served."""
+        can serve, within demand: the plan's files count exactly that much served (the accounting
+        counts it with the same ``routed_served``)."""
         fam = model.variables.get(ROUTED.name)
         if fam is None or fam.size == 0:
             return
@@ -109,17 +107,9 @@ class Routing(ConstraintFamily):
         compute = np.zeros((len(e.variant_ids), data.hours))
         np.add.at(compute, chips.coords, chips.coefficient * np.rint(values[chips.column]))
         v, t = fam.coords
-        routed = np.maximum(values[fam.slice], 0.0)
-        w = e.variant_workload[v]
-        total = np.zeros((len(data.workload_ids), data.hours))
-        np.add.at(total, (w, t), routed)
-        share = np.divide(routed, total[w, t], out=np.zeros_like(routed), where=total[w, t] > 0)
-        need = share * e.variant_ratio[v]
-        reach = np.divide(compute[v, t], need, out=np.full_like(routed, np.inf), where=need > ROUTED_TOLERANCE)
-        most = np.full((len(data.workload_ids), data.hours), np.inf)
-        np.minimum.at(most, (w, t), reach)
-        new_total = np.minimum(most[w, t], data.inference_demand_pflops[w, t])
-        values[fam.slice] = np.where(total[w, t] > 0, share * new_total, routed)
+        share = routing_shares(e, len(data.workload_ids), data.hours, v, t, values[fam.slice])
+        served = routed_served(e, share, compute, data.inference_demand_pflops)
+        values[fam.slice] = share[v, t] * served[e.variant_workload[v], t]
 
     def shadow_prices(self, data, model, worth):
         """USD per PFLOP/s-hour of the variant's chips: what one more PFLOP/s of them would save."""

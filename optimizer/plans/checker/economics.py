@@ -21,17 +21,7 @@ def _ratio(a: float, b: float) -> float | None:
 def attributed_usd(facts: Facts) -> dict[str, float]:
     """Workload id -> the spend it is attributed."""
     instance = facts.instance
-    fees: dict[str, float] = {}
-    for pool in instance.pools:
-        fee = facts.reserved.get(pool.id, 0) * pool.usd_per_chip_hour * facts.hours
-        if pool.fixed_usd_per_chip_hour:
-            fee += pool.fixed_usd_per_chip_hour * sum(
-                pool.available[h] if isinstance(pool.available, tuple) else pool.available for h in range(facts.hours))
-        fees[pool.id] = fee
-    offers = {offer.id: offer for offer in instance.capacity_blocks}
-    for (offer_id, _), entry in facts.block_purchases.items():
-        offer = offers[offer_id]
-        fees[offer.pool] += (entry[2] or 0.0) * offer.duration_hours * offer.usd_per_chip_hour
+    fees = {pool.id: facts.pool_fees_usd.get(pool.id, 0.0) for pool in instance.pools}
     direct = {w.id: facts.own_usd.get(w.id, 0.0) for w in instance.workloads}
     for pool_id, fee in fees.items():
         users = {w: n for (w, p), n in facts.pool_chip_hours.items() if p == pool_id and n > 0}
@@ -58,16 +48,17 @@ def economics_block(facts: Facts) -> dict[str, Any]:
     revenue = paying_cost = tokens = token_cost = token_kwh = 0.0
     services: dict[str, Any] = {}
     for w in instance.workloads:
-        if not isinstance(w, InferenceWorkload) or facts.reference_flop(w) is None:
+        reference = facts.reference_flop(w) if isinstance(w, InferenceWorkload) else None
+        if reference is None:
             continue
         served = sum(_served(facts, w, h) for h in range(facts.hours))
-        mtok = served * 1e15 * 3600 / facts.reference_flop(w) / 1e6
+        mtok = served * 1e15 * 3600 / reference / 1e6
         earned = served * facts.paying_usd_per_pflops_hour(w)
         revenue += earned
-        if earned or w.revenue_usd_per_mtok:
+        if w.revenue_usd_per_mtok:
             paying_cost += cost[w.id] * w.paying_share
-        tokens, token_cost, token_kwh = tokens + mtok, token_cost + cost[w.id], token_kwh + facts.kwh.get(w.id, 0.0)
         kwh = facts.kwh.get(w.id, 0.0)
+        tokens, token_cost, token_kwh = tokens + mtok, token_cost + cost[w.id], token_kwh + kwh
         services[w.id] = {"mtok": mtok, "cost_usd": cost[w.id], "usd_per_mtok": _ratio(cost[w.id], mtok),
                           "revenue_usd": earned, "kwh": kwh, "tokens_per_kwh": _ratio(mtok * 1e6, kwh),
                           "tokens_per_usd": _ratio(mtok * 1e6, cost[w.id])}

@@ -68,6 +68,8 @@ class Facts:
     compute_eflop: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # workload -> chips' EFLOP
     kwh: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # workload -> facility kWh
     own_usd: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # workload -> its chips' usage + energy
+    #: pool -> its reservation, block and fixed fees, as the rules that price them recomputed them
+    pool_fees_usd: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     #: (workload, pool) -> chip-hours (a pool's fees are shared by them)
     pool_chip_hours: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 

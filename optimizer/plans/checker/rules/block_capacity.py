@@ -39,6 +39,7 @@ def check(facts: Facts) -> None:
                 violations.append(f"{name}: usd is {entry[3]!r}, {chips:g} chips x {offer.duration_hours} h x "
                                   f"{offer.usd_per_chip_hour} is {fee:.6f}")
             facts.costs["blocks"] += fee
+            facts.pool_fees_usd[pool.id] += fee
             total += blocks
             for hour in range(start, min(start + offer.duration_hours, hours)):
                 held[(pool.id, hour)] += int(chips)

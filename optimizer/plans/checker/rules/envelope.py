@@ -4,7 +4,7 @@ chips deliver at least its floor (EFLOP, or a share of every workload's compute)
 
 from __future__ import annotations
 
-from optimizer.plans.checker.facts import Facts, exceeds
+from optimizer.plans.checker.facts import ABS_TOL, REL_TOL, Facts, exceeds
 
 #: Cost terms that price the plan's shape rather than pay for compute.
 NOT_SPEND = ("penalty", "restarts")
@@ -26,5 +26,5 @@ def check(facts: Facts) -> None:
     for category, floor in envelope.floors.items():
         got = sum(e for w, e in facts.compute_eflop.items() if facts.workloads[w].category == category)
         need = floor.eflop if floor.eflop is not None else floor.share * total
-        if got < need - 1e-6 - 1e-7 * need:
+        if got < need - ABS_TOL - REL_TOL * need:
             facts.violations.append(f"envelope_floor[{category}]: {got:,.6g} EFLOP delivered, the floor is {need:,.6g}")

@@ -11,3 +11,4 @@ def check(facts: Facts) -> None:
         if pool.fixed_usd_per_chip_hour:
             chips = sum(at(pool.available, hour) for hour in range(facts.hours))
             facts.costs["fixed"] += chips * pool.fixed_usd_per_chip_hour
+            facts.pool_fees_usd[pool.id] += chips * pool.fixed_usd_per_chip_hour

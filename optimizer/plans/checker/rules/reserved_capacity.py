@@ -27,8 +27,11 @@ def read(facts: Facts, rows: list[dict[str, str]]) -> None:
             if count > pool.available:
                 violations.append(f"reserved_blocks[{pool.id}]: {count} chips reserved, at most {pool.available} available")
             facts.reserved[pool.id] = count
-    facts.costs["reserved"] += sum(
-        count * facts.pools[pool_id].usd_per_chip_hour * facts.hours for pool_id, count in facts.reserved.items())
+    fees = {pool_id: count * facts.pools[pool_id].usd_per_chip_hour * facts.hours
+            for pool_id, count in facts.reserved.items()}
+    for pool_id, fee in fees.items():
+        facts.pool_fees_usd[pool_id] += fee
+    facts.costs["reserved"] += sum(fees.values())
 
 
 def check(facts: Facts) -> None:

@@ -7,7 +7,7 @@ within demand.  A hard service short of its demand names the variant whose chips
 from __future__ import annotations
 
 from optimizer.input.schema import InferenceWorkload
-from optimizer.plans.checker.facts import ABS_TOL, Facts, whole
+from optimizer.plans.checker.facts import ABS_TOL, REL_TOL, Facts, whole
 
 #: Shares are floats written exactly; their sum may still differ from 1 by rounding.
 SHARE_TOL = 1e-6
@@ -75,7 +75,7 @@ def check(facts: Facts) -> None:
                 if reach < served:
                     served, limit = reach, (variant.id, chips, share * ratio * demand)
             facts.delivered_pflops[(workload.id, hour)] = served
-            if limit is not None and facts.unmet_price(workload) is None and demand - served > ABS_TOL + 1e-7 * demand:
+            if limit is not None and facts.unmet_price(workload) is None and demand - served > ABS_TOL + REL_TOL * demand:
                 variant, chips, needed = limit
                 facts.violations.append(f"variant_compute[{workload.id}/{variant},{hour}]: its chips run {chips:.6g} "
                                         f"PFLOP/s, its share of the hard demand needs {needed:.6g}")
