@@ -28,7 +28,7 @@ PACKAGE = ROOT / "optimizer"
 #: The pipeline's stages, in the order data flows (docs/architecture.md).  A module may import
 #: its own stage and earlier ones, never a later one.
 STAGES = ["shared", "input", "model", "solvers", "plans", "analyses", "surfaces"]
-SHARED = {"optimizer.errors", "optimizer.units", "optimizer.files"}
+SHARED = {"optimizer.errors", "optimizer.units", "optimizer.files", "optimizer.tasks"}
 
 
 def stage_of(module: str) -> int:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from optimizer.analyses.tasks import default_workers, run_tasks
+from optimizer.tasks import default_workers, run_tasks
 from optimizer.errors import ChipmixError, FieldError, InputError
 from optimizer.solvers.options import SolveOptions
 from optimizer.input.schema import Instance

@@ -12,7 +12,7 @@ for every x (an optimality cut).  The master problem
 
 is a relaxation of min_x risk(F(x)), so its proven bound is a valid lower bound on the hedge
 (docs/hedge.md).  Each round solves the master, then every scenario's LP at its purchases, side
-by side on a :class:`~optimizer.analyses.tasks.TaskPool` (a process pool or a Dask cluster).
+by side on a :class:`~optimizer.tasks.TaskPool` (a process pool or a Dask cluster).
 The rounds stop when the best LP value is within ``tolerance`` of the master's bound, or at
 ``max_rounds`` or the time limit; the purchases with the best LP value are then played, as MILPs,
 by the caller.  The bound is the LP relaxation's: it cannot close the integrality gap of the
@@ -29,7 +29,7 @@ import numpy as np
 from optimizer.analyses.hedge.extensive import ArrayModel, add_risk
 from optimizer.analyses.hedge.risk import risk_value
 from optimizer.analyses.scenarios import Risk
-from optimizer.analyses.tasks import TaskPool
+from optimizer.tasks import TaskPool
 from optimizer.errors import ChipmixError
 from optimizer.solvers.backends import get_backend
 from optimizer.solvers.options import SolveOptions

@@ -35,7 +35,7 @@ from optimizer.analyses.hedge.extensive import extensive_form
 from optimizer.analyses.hedge.lshaped import l_shaped
 from optimizer.analyses.hedge.risk import risk_value
 from optimizer.analyses.scenarios import Risk, Scenario, apply_scenario
-from optimizer.analyses.tasks import TaskPool, default_workers
+from optimizer.tasks import TaskPool, default_workers
 from optimizer.errors import ChipmixError, InputError
 from optimizer.files import replace_folder, staging_folder
 from optimizer.input.schema import Instance
