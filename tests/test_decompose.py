@@ -11,7 +11,9 @@ import optimizer
 from optimizer import SolveStatus
 from optimizer.model.data import build_model_data
 from optimizer.solvers.backends.highs.decompose import (complete_continuous, fix_horizon_columns, heuristic_plan, is_feasible,
-                                 lagrangian_bound, lp_relaxation, round_up_cover, split_by_hour, tighten_upper)
+                                                        lp_relaxation, round_up_cover, tighten_upper)
+from optimizer.solvers.backends.highs.lagrange import lagrangian_bound, optimise_multipliers
+from optimizer.solvers.backends.highs.split import split_by_hour
 from optimizer.model.build import build_model
 from tests.helpers import chip, inference, instance_data, pool, site, solve_checked, training
 from tests.test_gang import two_gangs

@@ -36,9 +36,33 @@ def _watch(highs: highspy.Highs, progress: Progress, started: float) -> None:
     highs.cbMipInterrupt.subscribe(interrupt)
 
 
+#: ``--method auto`` decomposes a MILP with at least this many hours and this share of its columns
+#: in one hour each; below either, the whole model goes to HiGHS.  Measured in benchmarks/perf.py
+#: (docs/performance.md): on every MILP there (12 to 8,760 hours, 60% to 99% of the columns
+#: hour-local), decompose proved a gap no worse than direct in the same time, and on the campus
+#: week 1,000 times faster; on an LP the decomposition has nothing to add.
+AUTO_MIN_HOURS = 2
+AUTO_MIN_HOUR_SHARE = 0.5
+
+
 class HighsBackend(Backend):
     name = "highs"
-    methods = ("direct", "decompose")
+    methods = ("auto", "direct", "decompose")
+
+    def choose_method(self, model: LinearModel, options: SolveOptions) -> tuple[str, str]:
+        from optimizer.solvers.backends.highs.split import column_hours
+
+        if not model.is_mip:
+            return "direct", "an LP (no whole blocks): HiGHS solves it outright"
+        hours = column_hours(model)
+        count = len(np.unique(hours[hours >= 0]))
+        share = float(np.mean(hours >= 0)) if model.n_cols else 0.0
+        where = f"a MILP over {count} hour{'s' if count != 1 else ''}, {share:.0%} of {model.n_cols:,} columns hour-local"
+        if count < AUTO_MIN_HOURS:
+            return "direct", f"{where}: nothing to decompose"
+        if share < AUTO_MIN_HOUR_SHARE:
+            return "direct", f"{where} (< {AUTO_MIN_HOUR_SHARE:.0%}): the hours do not carry it"
+        return "decompose", f"{where}: hour by hour, then the whole MILP from that plan"
 
     def _solve(self, model: LinearModel, options: SolveOptions, progress: Progress | None) -> SolveResult:
         if options.method == "decompose" and model.is_mip:

@@ -1,36 +1,29 @@
-"""Hour decomposition (``--method decompose``, the HiGHS backend's second method): an hour-by-hour plan, a Lagrangian lower bound
-that keeps each hour's integrality, and the full MILP warm-started from that plan.
+"""Hour decomposition (``--method decompose``, the HiGHS backend's second method): an hour-by-hour
+plan, a Lagrangian lower bound that keeps each hour's integrality, and the full MILP warm-started
+from that plan.
 
-The model is separable by hour except for what couples hours: reservations (``reserved_capacity``
-holds ``reserved_blocks``, one column for the whole horizon), training work (``training_work`` sums
-over hours), single-site choices (``single_site_link``) and gang runs (a start spans hours).  Every
-row that couples hours (or couples an hour with those horizon-wide columns) is *dualized* with
-multipliers ``y`` of the right sign, here the LP relaxation's row duals:
-
-    L(y) = sum_i y_i * bound_i  +  sum_t min { (c - A_D' y)_t x_t : x_t in X_t }  +  min { ... : x_g in X_g }
-
-where ``X_t`` is hour t's columns with hour t's own rows (pool capacity, site power, demand,
-max chips) *and their integrality*, and ``X_g`` the horizon-wide columns with their own rows.
-For any such ``y``, ``L(y)`` is a valid lower bound on the MILP's optimum (weak duality), and with
-the LP's optimal duals and every hour solved to optimality it is at least the LP bound: each hour's
-block rounding is priced in.  Each subproblem is a small MILP solved by
-HiGHS; its *dual bound* is what is added, so a subproblem stopped early still gives a valid bound.
+The model is separable by hour except for what couples hours (:mod:`.split`): reservations
+(``reserved_capacity`` holds ``reserved_blocks``, one column for the whole horizon), training work
+(``training_work`` sums over hours), single-site choices (``single_site_link``), gang runs (a start
+spans hours), and the procurement families' horizon-wide purchases.  The plan fixes those
+decisions from the LP relaxation and solves each hour's MILP on its own (:mod:`.hours`: a process
+pool, threads or a Dask cluster); the bound dualizes them (:mod:`.lagrange`).
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from optimizer.model.families import FAMILIES
 from optimizer.model.linear import LinearModel
 from optimizer.solvers.backends.highs.arrays import run_arrays
+from optimizer.solvers.backends.highs.hours import HourPolicy, HourProblem, HourRunner
+from optimizer.solvers.backends.highs.lagrange import optimise_multipliers
+from optimizer.solvers.backends.highs.split import NO_HOUR, Groups, HourSplit, row_hour_span, split_by_hour
 from optimizer.solvers.backends.highs.options import STRICT_TOLERANCES, highs_options
 from optimizer.solvers.backends.highs.status import has_plan, is_infeasible, is_optimal
 from optimizer.solvers.backends.highs.worker import WorkerProblem, run_in_worker
@@ -41,6 +34,11 @@ from optimizer.solvers.result import SolveResult, SolveStatus, relative_gap
 #: Below this many columns the full MILP's root bound (with HiGHS's cuts) beats the Lagrangian
 #: bound from LP duals in the runs of benchmarks/perf.py, and costs less: skip it.
 LAGRANGIAN_MIN_COLUMNS = 500_000
+#: Share of the time left that the Lagrangian bound gets.  Its first evaluation (at the LP's duals)
+#: may take all of it: each hour is capped at its even share, and it is that evaluation that lifts
+#: the bound (benchmarks/perf.py's bound table: the multiplier search gained nothing measurable
+#: over the LP's duals in the time it had); what fast hours leave goes to the search.
+LAGRANGIAN_SHARE = 0.5
 #: Most seconds one hour's MILP gets when a rounded plan already covers it (measured: a 40-pool,
 #: 90-workload hour reaches 1% in 0.3 to 1.6 s).
 HOUR_SECONDS = 2.0
@@ -50,134 +48,6 @@ HOUR_SECONDS = 2.0
 #: few hours and leaves the rest rounded (M, 200 columns an hour: 2.16M USD at 0.5 s each against
 #: 2.07M with even shares).  Measured on the perf benchmark's M and L.
 HOUR_SECONDS_PER_COLUMN = 3.5e-4
-
-
-def column_hours(model: LinearModel) -> np.ndarray:
-    """The hour of each column, or -1 for columns that span hours or the horizon (as each variable
-    family declares: ``hourly``)."""
-    hour = np.full(model.n_cols, -1, dtype=np.int64)
-    for fam in model.variables.values():
-        if "hour" in fam.dims and fam.hourly:
-            hour[fam.slice] = fam.coords[fam.dims.index("hour")]
-    return hour
-
-
-@dataclass(frozen=True)
-class HourSplit:
-    """Which rows are one hour's own, which span the horizon only, and which couple (are dualized)."""
-
-    col_hour: np.ndarray
-    row_hour: np.ndarray  # hour of an hour-local row, -1 for a horizon-only row, -2 for a coupling row
-
-    @property
-    def coupling(self) -> np.ndarray:
-        return self.row_hour == -2
-
-
-_NO_HOUR = np.iinfo(np.int64).min
-
-
-def _row_hour_span(csr: sp.csr_matrix, entry_hour: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per row, the least and the greatest hour of its ``live`` entries (``high`` is _NO_HOUR for a
-    row with none), and each entry's row."""
-    row_of = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
-    low = np.full(csr.shape[0], np.iinfo(np.int64).max)
-    high = np.full(csr.shape[0], _NO_HOUR)
-    np.minimum.at(low, row_of[live], entry_hour[live])
-    np.maximum.at(high, row_of[live], entry_hour[live])
-    return low, high, row_of
-
-
-class _Groups:
-    """Indices grouped by an integer key: ``groups[key]`` is the indices with that key, in order."""
-
-    def __init__(self, keys: np.ndarray):
-        self.order = np.argsort(keys, kind="stable")
-        self.sorted = keys[self.order]
-
-    def span(self, key: int) -> slice:
-        """Where the key's indices sit in ``order``."""
-        return slice(np.searchsorted(self.sorted, key, "left"), np.searchsorted(self.sorted, key, "right"))
-
-    def __getitem__(self, key: int) -> np.ndarray:
-        return self.order[self.span(key)]
-
-    def submatrices(self, csr: sp.csr_matrix):
-        """``submatrix(rows, key)`` = ``csr[rows][:, self[key]]``, cheaply: the columns are put in
-        group order once, so each group's are a contiguous slice (picking scattered columns of a
-        matrix of millions of columns costs milliseconds each time, with the GIL held)."""
-        grouped = csr[:, self.order]
-        return lambda rows, key: grouped[rows][:, self.span(key)]
-
-
-def split_by_hour(model: LinearModel) -> HourSplit:
-    col_hour = column_hours(model)
-    csr = model.matrix.tocsr()
-    low, high, _ = _row_hour_span(csr, col_hour[csr.indices], np.ones(csr.nnz, dtype=bool))
-    row_hour = np.where(low == high, high, -2)  # one hour (or -1: horizon columns only), else coupling
-    row_hour[np.diff(csr.indptr) == 0] = -1  # empty rows: horizon-only (they hold no column)
-    return HourSplit(col_hour, row_hour)
-
-
-def _solve_small(cost, lower, upper, integer, matrix: sp.csr_matrix, row_lower, row_upper, time_limit: float | None,
-                 abs_gap: float = 0.0):
-    """A small MILP's dual bound (its optimum when solved), with one HiGHS thread."""
-    # Its dual bound is what counts, proven or not: a 1e-4 gap (or ``abs_gap`` dollars) is plenty.
-    highs = _highs_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, gap=1e-4, time_limit=time_limit,
-                          abs_gap=abs_gap)
-    info = highs.getInfo()
-    status = highs.getModelStatus()
-    if is_infeasible(status):
-        return np.inf  # an infeasible hour: no plan exists; the bound is unbounded above
-    if integer.any():
-        return float(info.mip_dual_bound)
-    if is_optimal(status):
-        return float(info.objective_function_value)
-    return -np.inf  # an LP that stopped unproven says nothing
-
-
-@dataclass(frozen=True)
-class LagrangianBound:
-    bound: float  # valid lower bound on the MILP optimum
-    constant: float  # sum_i y_i * bound_i over dualized rows
-    hours: int  # subproblems solved
-    seconds: float
-    coupling_rows: int
-
-
-def lagrangian_bound(model: LinearModel, row_duals: np.ndarray, split: HourSplit | None = None,
-                     time_limit_s: float | None = None, workers: int = 1, slack_usd: float = 0.0) -> LagrangianBound:
-    """L(y) for the given row duals (HiGHS sign convention: >= 0 on a row held at its lower bound,
-    <= 0 at its upper bound); a dual of the wrong sign for a row's finite side counts as 0.
-    ``slack_usd`` is how much of the bound the subproblems may leave unproven in all: each stops
-    once its own gap is within its share (it is their dual bounds that are summed)."""
-    started = time.perf_counter()
-    split = split or split_by_hour(model)
-    coupling = split.coupling
-    y = np.where(coupling, row_duals, 0.0)
-    y = np.where((y > 0) & ~np.isfinite(model.row_lower), 0.0, y)
-    y = np.where((y < 0) & ~np.isfinite(model.row_upper), 0.0, y)
-    side = np.where(y > 0, np.nan_to_num(model.row_lower, neginf=0.0), np.nan_to_num(model.row_upper, posinf=0.0))
-    constant = float(np.sum(y * side))
-    csr = model.matrix.tocsr()
-    reduced = model.col_cost - csr.T @ y
-
-    columns_of, rows_of = _Groups(split.col_hour), _Groups(split.row_hour)
-    submatrix = columns_of.submatrices(csr)
-    groups = np.unique(split.col_hour).tolist()
-    per_hour = None if time_limit_s is None else max(time_limit_s * workers / max(len(groups), 1), 0.05)
-    abs_gap = slack_usd / max(len(groups), 1)
-
-    def one_hour(hour: int) -> float:
-        cols, rows = columns_of[hour], rows_of[hour]
-        return _solve_small(
-            reduced[cols], model.col_lower[cols], model.col_upper[cols], model.col_integer[cols],
-            submatrix(rows, hour), model.row_lower[rows], model.row_upper[rows], per_hour, abs_gap,
-        )
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        total = constant + float(sum(pool.map(one_hour, groups)))
-    return LagrangianBound(total, constant, len(groups), time.perf_counter() - started, int(coupling.sum()))
 
 
 # -- the decomposed solve ---------------------------------------------------------------------------
@@ -222,23 +92,24 @@ def fix_horizon_columns(model: LinearModel, lp_values: np.ndarray) -> tuple[np.n
 
 def solve_hours_fixed(model: LinearModel, split: HourSplit, lower: np.ndarray, upper: np.ndarray, gap: float,
                       deadline: float, workers: int = 1, start: np.ndarray | None = None,
-                      priority: np.ndarray | None = None) -> np.ndarray | None:
+                      priority: np.ndarray | None = None, runner: HourRunner | None = None) -> np.ndarray | None:
     """With every coupling column fixed (lower == upper), the rest falls apart by hour: solve each
     hour's MILP on its own; None if an hour has no plan (or time runs out).  With ``start`` (a
     plan whose hour rows hold within these bounds), an hour keeps the start's values unless its
     solve finds cheaper ones in its share of the time, and hours are solved in the order of
     ``priority`` (per column: what the start pays above the LP), most first, so the hours that
-    rounding served worst are improved first when time is short.  (The start is not handed to
+    rounding served worst are improved first when time is short.  The hours run on ``runner``
+    (:mod:`.hours`; by default ``workers`` threads or processes, by the model's size).  (The start is not handed to
     HiGHS as a MIP start: completing it costs HiGHS more than the hour's own solve, measured.)"""
     free = lower < upper
     csr = model.matrix.tocsr()
     values = np.where(free, 0.0, lower)
     fixed_activity = csr @ values
-    low, high, _ = _row_hour_span(csr, split.col_hour[csr.indices], free[csr.indices])
-    if np.any(free & (split.col_hour < 0)) or np.any((low != high) & (high != _NO_HOUR)):
+    low, high, _ = row_hour_span(csr, split.col_hour[csr.indices], free[csr.indices])
+    if np.any(free & (split.col_hour < 0)) or np.any((low != high) & (high != NO_HOUR)):
         raise ValueError("solve_hours_fixed needs every column that couples hours fixed")
     # Rows with no free column are not this function's: the caller checks the plan as a whole.
-    columns_of, rows_of = _Groups(np.where(free, split.col_hour, -1)), _Groups(np.where(low == high, low, -1))
+    columns_of, rows_of = Groups(np.where(free, split.col_hour, -1)), Groups(np.where(low == high, low, -1))
     submatrix = columns_of.submatrices(csr)
     hours = np.unique(split.col_hour[free])
     if priority is not None:
@@ -251,45 +122,36 @@ def solve_hours_fixed(model: LinearModel, split: HourSplit, lower: np.ndarray, u
     # half and may run on to the deadline.  With one, an hour gets at least HOUR_SECONDS_PER_COLUMN
     # per column and at most HOUR_SECONDS, and an hour not reached by the end of the half keeps the
     # start's values.
-    hours_deadline = time.perf_counter() + 0.5 * (deadline - time.perf_counter())
-    even_share = max((hours_deadline - time.perf_counter()) * workers / max(len(hours), 1), 0.05)
-    most = HOUR_SECONDS if start is not None else np.inf
+    now = time.time()
+    wall_deadline = now + (deadline - time.perf_counter())
+    hours_end = now + 0.5 * (wall_deadline - now)
     if start is not None:
-        deadline = hours_deadline
-    not_started = iter(range(len(hours), 0, -1))  # hours not yet started, this one included
-    lock = threading.Lock()
-
-    def one_hour(hour: int) -> bool:
+        policy = HourPolicy(deadline=hours_end, share_end=hours_end, gap=gap, least_s=0.05,
+                            least_s_per_column=HOUR_SECONDS_PER_COLUMN, most_s=HOUR_SECONDS, skip_below=0.05)
+    else:
+        even_share = max((hours_end - now) * workers / max(len(hours), 1), 0.05)
+        policy = HourPolicy(deadline=wall_deadline, share_end=hours_end, gap=gap, least_s=even_share)
+    problems = []
+    for hour in hours:
         cols, rows = columns_of[hour], rows_of[hour]
-        with lock:
-            left = next(not_started)
-        least = min(max(HOUR_SECONDS_PER_COLUMN * len(cols), 0.05), HOUR_SECONDS) if start is not None else even_share
-        share = min(max((hours_deadline - time.perf_counter()) * workers / left, least), most)
-        remaining = min(deadline - time.perf_counter(), share)
-        if remaining <= (0.05 if start is not None else 0.0):
-            if start is None:
-                return False
+        problems.append(HourProblem(model.col_cost[cols], lower[cols], upper[cols], model.col_integer[cols],
+                                    submatrix(rows, hour).tocsc(), model.row_lower[rows] - fixed_activity[rows],
+                                    model.row_upper[rows] - fixed_activity[rows]))
+    if runner is None:
+        with HourRunner(workers, int(free.sum())) as own:
+            answers = own.solve(problems, policy)
+    else:
+        answers = runner.solve(problems, policy)
+    for hour, answer in zip(hours, answers):
+        cols = columns_of[hour]
+        found = answer.values
+        if found is not None and (start is None or model.col_cost[cols] @ found <= model.col_cost[cols] @ start[cols]):
+            values[cols] = found  # hours write disjoint columns
+        elif start is None:
+            return None  # this hour has no plan (or none in time)
+        else:
             values[cols] = start[cols]
-            return True
-        highs = _highs_arrays(
-            model.col_cost[cols], lower[cols], upper[cols], model.col_integer[cols], submatrix(rows, hour),
-            model.row_lower[rows] - fixed_activity[rows], model.row_upper[rows] - fixed_activity[rows],
-            gap=gap, time_limit=remaining,
-        )
-        if has_plan(highs):
-            found = np.asarray(highs.getSolution().col_value)
-            if start is None or model.col_cost[cols] @ found <= model.col_cost[cols] @ start[cols]:
-                values[cols] = found  # hours write disjoint columns
-                return True
-        if start is None:  # no feasible plan for this hour
-            return False
-        values[cols] = start[cols]
-        return True
-
-    # HiGHS releases the GIL while it solves, so threads run the hours in parallel.
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        solved = list(pool.map(one_hour, hours))
-    return values if all(solved) else None
+    return values
 
 
 def _row_slack(bound: np.ndarray) -> np.ndarray:
@@ -393,8 +255,8 @@ def _hour_coupling_columns(model: LinearModel, split: HourSplit, lower: np.ndarr
     csr = model.matrix.tocsr()
     hours = split.col_hour[csr.indices]
     live = free[csr.indices] & (hours >= 0)
-    low, high, row_of = _row_hour_span(csr, hours, live)
-    coupling_rows = (high != _NO_HOUR) & (low != high)
+    low, high, row_of = row_hour_span(csr, hours, live)
+    coupling_rows = (high != NO_HOUR) & (low != high)
     columns = np.zeros(model.n_cols, dtype=bool)
     columns[csr.indices[live & coupling_rows[row_of]]] = True
     return columns
@@ -412,7 +274,8 @@ class DecomposedOutcome:
 
 def heuristic_plan(model: LinearModel, lp_values: np.ndarray, split: HourSplit, deadline: float,
                    hour_gap: float = 1e-3, workers: int = 1, on_plan=None,
-                   training_milp_seconds: float = 0.0, enough_usd: float = -np.inf) -> tuple[np.ndarray | None, dict]:
+                   training_milp_seconds: float = 0.0, enough_usd: float = -np.inf,
+                   runner: HourRunner | None = None) -> tuple[np.ndarray | None, dict]:
     """A plan from the LP, in three stages.
 
     1. Rounding (:func:`round_up_cover`), a first plan in seconds: the horizon-wide decisions fixed
@@ -460,7 +323,8 @@ def heuristic_plan(model: LinearModel, lp_values: np.ndarray, split: HourSplit, 
     stage1_lower[coupled] = stage1_upper[coupled] = fixed_from[coupled]
     started = time.perf_counter()
     priority = None if start is None else model.col_cost * (start - lp_values)
-    hourly = solve_hours_fixed(model, split, stage1_lower, stage1_upper, hour_gap, deadline, workers, start, priority)
+    hourly = solve_hours_fixed(model, split, stage1_lower, stage1_upper, hour_gap, deadline, workers, start, priority,
+                               runner)
     notes["hours_seconds"] = round(time.perf_counter() - started, 3)
     if hourly is None:
         notes["heuristic"] = "an hour had no plan with the LP's horizon-wide choices fixed"
@@ -524,10 +388,23 @@ def decompose(model: LinearModel, options: SolveOptions, progress: Progress | No
     """LP relaxation -> hour-by-hour heuristic plan -> Lagrangian bound -> (if the gap is still
     above ``mip_rel_gap``) the full MILP warm-started from the plan, stopped as soon as its
     incumbent is within the gap of the best bound known.  Every bound reported is valid.
-    ``started`` (``time.perf_counter()``) is the caller's clock: the time limit counts from it."""
-    time_limit_s, mip_rel_gap, threads = options.time_limit_s, options.mip_rel_gap, options.threads
+    ``started`` (``time.perf_counter()``) is the caller's clock: the time limit counts from it.
+    The hour steps run on one :class:`~.hours.HourRunner`, opened here for the whole solve (its
+    processes start while the LP relaxation runs)."""
     started = time.perf_counter() if started is None else started
+    split = split_by_hour(model)
+    workers = options.threads or os.cpu_count() or 1
+    with HourRunner(workers, int(np.count_nonzero(split.col_hour >= 0)), options.cluster) as runner:
+        outcome = _decompose(model, options, progress, started, split, runner)
+        outcome.notes["hour_step"] = runner.describe()
+        return outcome
+
+
+def _decompose(model: LinearModel, options: SolveOptions, progress: Progress | None, started: float,
+               split: HourSplit, runner: HourRunner) -> DecomposedOutcome:
+    time_limit_s, mip_rel_gap = options.time_limit_s, options.mip_rel_gap
     deadline = started + (time_limit_s if time_limit_s is not None else 1e9)
+    workers = runner.workers
 
     def elapsed() -> float:
         return time.perf_counter() - started
@@ -546,8 +423,6 @@ def decompose(model: LinearModel, options: SolveOptions, progress: Progress | No
     lp_value, lp_values, duals = relaxed
     bound = lp_value
     record(None, bound)
-    split = split_by_hour(model)
-    workers = threads or os.cpu_count() or 1
     # Each hour to half the target gap, between 0.01% and 0.5%: an hour's gap is on its own cost,
     # which leaves out the reservations, so it must be tighter than the target.
     hour_gap = min(max(mip_rel_gap / 2, 1e-4), 5e-3)
@@ -558,7 +433,8 @@ def decompose(model: LinearModel, options: SolveOptions, progress: Progress | No
     values, heuristic_notes = heuristic_plan(model, lp_values, split, deadline, hour_gap=hour_gap, workers=workers,
                                              on_plan=lambda plan: record(float(model.col_cost @ plan), bound),
                                              training_milp_seconds=whole_model_seconds,
-                                             enough_usd=bound / (1 - mip_rel_gap) if bound > 0 else bound)
+                                             enough_usd=bound / (1 - mip_rel_gap) if bound > 0 else bound,
+                                             runner=runner)
     notes.update(heuristic_notes)
     objective = None if values is None else float(model.col_cost @ values)
     notes["heuristic_seconds"] = round(elapsed(), 3)
@@ -572,11 +448,18 @@ def decompose(model: LinearModel, options: SolveOptions, progress: Progress | No
     hour_count = len(np.unique(split.col_hour))
     enough_time = deadline - time.perf_counter() >= 4 * 0.05 * hour_count / workers
     if gap_now() > mip_rel_gap and enough_time and model.n_cols >= LAGRANGIAN_MIN_COLUMNS:
-        # Each hour gets its share of half the time left, so every hour is solved (a valid bound
-        # needs all of them; one stopped early still gives its dual bound).
-        lagrange = lagrangian_bound(model, duals, split, time_limit_s=0.5 * (deadline - time.perf_counter()),
-                                    workers=workers, slack_usd=0.1 * mip_rel_gap * abs(lp_value))
+        # From the LP's duals, the multipliers climb for a share of the time left; each evaluation
+        # solves every hour (a valid bound needs all of them; one stopped early still gives its
+        # dual bound).
+        budget = LAGRANGIAN_SHARE * (deadline - time.perf_counter())
+        lagrange = optimise_multipliers(
+            model, duals, objective if objective is not None else np.inf, budget, split=split, workers=workers,
+            slack_usd=0.1 * mip_rel_gap * abs(lp_value), fallback=lp_values, runner=runner,
+            hour_seconds=max(budget * workers / hour_count, 0.05),
+            target=objective * (1 - mip_rel_gap) if objective is not None else np.inf)
         notes["lagrangian_bound"] = lagrange.bound
+        notes["lagrangian_lp_duals_bound"] = lagrange.start_bound
+        notes["lagrangian_iterations"] = lagrange.iterations
         notes["lagrangian_seconds"] = round(lagrange.seconds, 3)
         if np.isfinite(lagrange.bound) and lagrange.bound > bound:
             bound = lagrange.bound
