@@ -35,7 +35,7 @@ def test_solve_writes_the_plan_contract_and_checks_it(tmp_path):
         "site", "hour", "facility_mwh", "renewable_mwh", "certificates_mwh", "grid_mwh", "carbon_t"]
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary) == [
-        "instance", "instance_sha256", "engine", "status", "solve_seconds", "objective_usd", "bound_usd", "gap",
+        "instance", "instance_sha256", "engine", "method", "status", "solve_seconds", "objective_usd", "bound_usd", "gap",
         "cost_usd", "unmet_pflops_hours", "short_eflop", "energy", "economics", "time_to_first_plan_s",
         "time_to_1pct_s",
     ]

@@ -76,7 +76,7 @@ def test_a_direct_solve_whose_worker_dies_raises_not_no_plan(monkeypatch, tmp_pa
     script.write_text("import sys\nsys.exit(3)\n")
     monkeypatch.setattr(highs_worker, "WORKER_ARGS", [str(script)])
     with pytest.raises(SolverError, match="exit code 3"):
-        optimizer.solve(optimizer.instance_from_data(instance_data(), source="t"), time_limit_s=60)
+        optimizer.solve(optimizer.instance_from_data(instance_data(), source="t"), time_limit_s=60, method="direct")
 
 
 def test_a_direct_solve_with_a_time_limit_runs_in_the_worker_and_matches_in_process(tmp_path, monkeypatch):
@@ -89,9 +89,9 @@ def test_a_direct_solve_with_a_time_limit_runs_in_the_worker_and_matches_in_proc
 
     monkeypatch.setattr(highs_worker, "run_in_worker", counting)
     data = instance_data()
-    in_process = solve_checked(data, tmp_path)  # no time limit: HiGHS in this process
+    in_process = solve_checked(data, tmp_path, method="direct")  # no time limit: HiGHS in this process
     assert not calls
-    in_worker = solve_checked(data, tmp_path, time_limit_s=60)
+    in_worker = solve_checked(data, tmp_path, time_limit_s=60, method="direct")
     assert calls and in_worker.status is SolveStatus.OPTIMAL
     assert in_worker.objective_usd == pytest.approx(in_process.objective_usd, rel=1e-9)
 

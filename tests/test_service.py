@@ -289,3 +289,9 @@ def test_validate_health_and_openapi(server):
     assert "gang_chips" in schemas["TrainingWorkload"]["properties"]
     body_schema = spec["paths"]["/v1/solves"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body_schema["properties"]["instance"]["$ref"] == "#/components/schemas/Instance"
+
+
+def test_a_request_cannot_point_the_server_at_a_dask_cluster(server):
+    body = {"instance": two_gangs(), "options": {"cluster": "tcp://10.0.0.1:8786"}}
+    status, error, _ = request(server, "POST", "/v1/solves", body)
+    assert status == 422 and "options.cluster" in json.dumps(error)

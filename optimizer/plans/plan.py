@@ -43,6 +43,7 @@ SUMMARY_KEYS = (
     "instance",
     "instance_sha256",
     "engine",
+    "method",
     "status",
     "solve_seconds",
     "objective_usd",
@@ -119,6 +120,8 @@ class Plan:
             "instance": self.instance,
             "instance_sha256": self.instance_sha256,
             "engine": self.engine,
+            # Which method ran and why: {asked, chosen, reason} (--method auto chooses; backends say).
+            "method": self.details.get("solver", {}).get("method"),
             "status": self.status.value,
             "solve_seconds": round(float(self.solve_seconds), 3),
             "objective_usd": _json_number(self.objective_usd),

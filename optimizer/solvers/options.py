@@ -11,11 +11,13 @@ from optimizer.errors import FieldError, InputError
 
 Engine = Literal["highs", "pulp-cbc", "pulp-highs", "cpsat"]
 ENGINES: tuple[str, ...] = ("highs", "pulp-cbc", "pulp-highs", "cpsat")
-Method = Literal["direct", "decompose"]
+Method = Literal["auto", "direct", "decompose"]
 #: The methods each engine's backend registers (optimizer/solvers/backends): "direct" hands the
-#: whole model to the solver; "decompose" is the hour decomposition (backends/highs/decompose.py).
+#: whole model to the solver; "decompose" is the hour decomposition (backends/highs/decompose.py);
+#: "auto" lets the backend choose from the model (optimizer/solvers/method.py).
 ENGINE_METHODS: dict[str, tuple[str, ...]] = {
-    "highs": ("direct", "decompose"), "pulp-cbc": ("direct",), "pulp-highs": ("direct",), "cpsat": ("direct",),
+    "highs": ("auto", "direct", "decompose"), "pulp-cbc": ("auto", "direct"), "pulp-highs": ("auto", "direct"),
+    "cpsat": ("auto", "direct"),
 }
 
 
@@ -28,12 +30,18 @@ class SolveOptions(BaseModel):
         default="highs", description="highs (highspy, default) | pulp-cbc | pulp-highs | cpsat (OR-Tools CP-SAT)."
     )
     method: Method = Field(
-        default="direct",
+        default="auto",
         description=(
-            "direct: the whole MILP to the solver.  decompose (HiGHS only): LP relaxation, an "
-            "hour-by-hour plan, a Lagrangian bound that keeps each hour's integrality, then the "
-            "MILP warm-started from that plan (see docs/performance.md)."
+            "auto (default): the engine chooses from the model's size and structure, and says why "
+            "(summary.json).  direct: the whole MILP to the solver.  decompose (HiGHS only): LP "
+            "relaxation, an hour-by-hour plan, a Lagrangian bound that keeps each hour's "
+            "integrality, then the MILP warm-started from that plan (see docs/performance.md)."
         ),
+    )
+    cluster: str | None = Field(
+        default=None,
+        description=("Dask scheduler address: the decomposition's hour step runs on its workers "
+                     "(default: a process pool on this machine; needs chipmix[dask])."),
     )
     time_limit_s: float | None = Field(default=None, gt=0, description="Wall-clock limit for the solver, s.")
     mip_rel_gap: float = Field(

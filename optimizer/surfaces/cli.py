@@ -61,9 +61,12 @@ def _summary_table(plan) -> Table:
     table.add_column("what", style="bold")
     table.add_column("value", justify="right")
     gap = "-" if plan.gap is None else f"{plan.gap:.4%}"
-    method = plan.details.get("options", {}).get("method", "direct")
+    chosen = plan.details.get("solver", {}).get("method", {})
+    method = chosen.get("chosen", plan.details.get("options", {}).get("method", "direct"))
     engine = plan.engine if method == "direct" else f"{plan.engine}, {method}"
     table.add_row("status", f"{plan.status.value} ({engine}, gap {gap})")
+    if chosen.get("asked") == "auto":
+        table.add_row("method", f"{method} (auto: {chosen.get('reason', '')})")
     table.add_row("objective (USD)", _money(plan.objective_usd))
     table.add_row("best bound (USD)", _money(plan.bound_usd))
     scaling = plan.details.get("solver", {}).get("scaling_bound_usd")
@@ -192,9 +195,14 @@ def solve(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the solver log.")] = False,
     method: Annotated[
         str,
-        typer.Option(help="direct (the whole MILP) | decompose (HiGHS: LP, hour-by-hour plan, Lagrangian bound, "
-                     "warm-started MILP; docs/performance.md)."),
-    ] = "direct",
+        typer.Option(help="auto (default: chosen from the model, summary.json says why) | direct (the whole MILP) | "
+                     "decompose (HiGHS: LP, hour-by-hour plan, Lagrangian bound, warm-started MILP; "
+                     "docs/performance.md)."),
+    ] = "auto",
+    cluster: Annotated[
+        Optional[str], typer.Option(help="Dask scheduler address: the decomposition's hour step runs on its workers "
+                                    "(needs chipmix[dask]; default: a process pool here).")
+    ] = None,
     show_progress: Annotated[
         bool, typer.Option("--progress", help="Show the incumbent, bound and gap while the solver runs (HiGHS, CP-SAT).")
     ] = False,
@@ -210,7 +218,7 @@ def solve(
     """Solve an instance and write allocations.csv, reservations.csv and summary.json."""
     from optimizer.plans.outcome import run_solve
 
-    options = _solve_options(engine, time_limit, gap, threads, seed, verbose, method, duals)
+    options = _solve_options(engine, time_limit, gap, threads, seed, verbose, method, duals, cluster)
     loaded = _load(instance)
     if write_model is not None:
         _write_model(loaded, write_model)
@@ -389,15 +397,15 @@ def schema(
 
 
 def _solve_options(engine: str, time_limit, gap: float, threads, seed: int = 0, verbose: bool = False,
-                   method: str = "direct", duals: bool = False):
+                   method: str = "auto", duals: bool = False, cluster: str | None = None):
     """SolveOptions from the command line's flags; exit 2 naming the flag otherwise."""
     from optimizer.solvers.options import solve_options
 
     flags = {"engine": "--engine", "method": "--method", "time_limit_s": "--time-limit", "mip_rel_gap": "--gap",
-             "threads": "--threads", "random_seed": "--seed"}
+             "threads": "--threads", "random_seed": "--seed", "cluster": "--cluster"}
     try:
         return solve_options(engine=engine, method=method, time_limit_s=time_limit, mip_rel_gap=gap, threads=threads,
-                             random_seed=seed, verbose=verbose, duals=duals)
+                             random_seed=seed, verbose=verbose, duals=duals, cluster=cluster)
     except InputError as exc:
         _fail("\n".join(f"{flags.get(e.path, e.path)} ({e.path}): {e.reason}" for e in exc.errors), EXIT_INPUT)
 

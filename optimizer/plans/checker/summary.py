@@ -16,8 +16,11 @@ SUMMARY_KEYS = {
     "instance", "instance_sha256", "engine", "status", "solve_seconds", "objective_usd", "bound_usd", "gap",
     "cost_usd", "unmet_pflops_hours", "short_eflop", "energy", "economics",
 }
-#: Keys a summary may carry beyond those (progress figures: seconds, or null when never reached).
-OPTIONAL_SUMMARY_KEYS = {"time_to_first_plan_s", "time_to_1pct_s"}
+#: Keys a summary may carry beyond those (progress figures: seconds, or null when never reached;
+#: the method that ran, which plans written before --method auto do not have).
+OPTIONAL_SUMMARY_KEYS = {"time_to_first_plan_s", "time_to_1pct_s", "method"}
+#: The solve methods a summary may name (its ``method.chosen``).
+METHODS = {"direct", "decompose"}
 #: The cost breakdown's terms, in the order they are added up, and their sum.
 COST_TERMS = ("usage", "reserved", "energy", "penalty", "restarts", "blocks", "commitments", "fixed",
               "certificates", "carbon", "contract_shortfall")
@@ -38,8 +41,15 @@ def check_summary(summary: object, instance: Instance, report: CheckReport) -> N
         return
     for key in sorted(OPTIONAL_SUMMARY_KEYS & set(summary)):
         value = summary[key]
+        if key == "method":
+            continue
         if value is not None and (not isinstance(value, (int, float)) or value < 0):
             violations.append(f"summary.json: {key} must be seconds >= 0 or null, got {value!r}")
+    method = summary.get("method")
+    if method is not None and (not isinstance(method, dict) or method.get("chosen") not in METHODS
+                               or not isinstance(method.get("reason"), str)):
+        violations.append(f"summary.json: method must be {{asked, chosen (one of {sorted(METHODS)}), reason}}, "
+                          f"got {method!r}")
     first, one_pct = summary.get("time_to_first_plan_s"), summary.get("time_to_1pct_s")
     if isinstance(first, (int, float)) and isinstance(one_pct, (int, float)) and one_pct < first:
         violations.append(f"summary.json: time_to_1pct_s {one_pct} is before time_to_first_plan_s {first}")

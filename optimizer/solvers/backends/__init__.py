@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import replace
 
 import numpy as np
 
@@ -23,7 +24,7 @@ class Backend(ABC):
     name: str
     #: The methods this backend registers (optimizer.solvers.options.ENGINE_METHODS says the same
     #: to the options' validation; a test keeps the two in step).
-    methods: tuple[str, ...] = ("direct",)
+    methods: tuple[str, ...] = ("auto", "direct")
 
     def solve(self, model: LinearModel, options: SolveOptions, progress: Progress | None = None) -> SolveResult:
         """Solve ``model`` (minimisation) and report status, objective, bound and values.
@@ -32,11 +33,23 @@ class Backend(ABC):
         """
         if options.method not in self.methods:
             raise SolverError(f"the {self.name} backend has no method {options.method!r}")
+        if options.method == "auto":
+            chosen, reason = self.choose_method(model, options)
+        else:
+            chosen, reason = options.method, "asked for"
+        method = {"asked": options.method, "chosen": chosen, "reason": reason}
         if model.n_cols == 0:
             # Nothing to decide (no demand anywhere, or no eligible chip and nothing priced):
             # the empty plan is optimal at zero cost.  Solvers call such a model an error.
-            return SolveResult(SolveStatus.OPTIMAL, 0.0, 0.0, np.zeros(0), 0.0, "empty model: nothing to decide")
-        return self._solve(model, options, progress)
+            return SolveResult(SolveStatus.OPTIMAL, 0.0, 0.0, np.zeros(0), 0.0, "empty model: nothing to decide",
+                               {"method": method})
+        result = self._solve(model, options.model_copy(update={"method": chosen}), progress)
+        return replace(result, extra={"method": method, **result.extra})
+
+    def choose_method(self, model: LinearModel, options: SolveOptions) -> tuple[str, str]:
+        """What ``--method auto`` runs on ``model``, and why in a sentence.  A backend with one
+        method runs it; one with more says how it chooses."""
+        return "direct", f"the {self.name} engine has one method"
 
     @abstractmethod
     def _solve(self, model: LinearModel, options: SolveOptions, progress: Progress | None) -> SolveResult:

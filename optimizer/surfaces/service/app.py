@@ -169,6 +169,10 @@ def _options(data: Any, settings: ServiceSettings) -> SolveOptions:
         options = validate_document(SolveOptions, {} if data is _NO_OPTIONS else data, source="options")
     except InputError as exc:
         raise _under("options", exc) from None
+    if options.cluster is not None:
+        # A request must not point this server at a Dask scheduler of its choosing.
+        raise _error(422, "options.cluster", "is this server's to set, not a request's",
+                     "leave it out (chipmix serve --cluster ADDRESS runs the jobs on a cluster)")
     if options.time_limit_s is not None and options.time_limit_s > settings.max_time_limit_s:
         raise _error(422, "options.time_limit_s", f"{options.time_limit_s:g} s is over this server's limit of "
                      f"{settings.max_time_limit_s:g} s", f"use at most {settings.max_time_limit_s:g}")
