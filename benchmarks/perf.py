@@ -260,8 +260,8 @@ def cluster_projection(rows: list[dict]) -> list[str]:
     """Projected wall time of one full hour step on W workers, from the probe's measured hours:
     between max(sum/W, longest hour) (perfect balance) and sum/W + longest hour (list scheduling's
     worst case), plus the dispatch cost per task measured on the 1-worker cluster."""
-    lines = ["| instance | hours | measured on | sum of hour solves (all hours) | longest hour | dispatch per task | "
-             "16 workers (projected) | 64 workers (projected) |", "|---|---|---|---|---|---|---|---|"]
+    lines = _header("instance", "hours", "measured on", "sum of hour solves (all hours)", "longest hour",
+                    "dispatch per task", "16 workers (projected)", "64 workers (projected)")
     for name in CLUSTER_CASES:
         one = next((r for r in rows if r["instance"] == name and r["runner"].startswith("LocalCluster 1")), None)
         if one is None:
@@ -275,9 +275,19 @@ def cluster_projection(rows: list[dict]) -> list[str]:
             low = max(total / workers, longest) + dispatch * tasks / workers
             high = total / workers + longest + dispatch * tasks / workers
             cells.append(f"{low:.1f}-{high:.1f} s")
-        lines.append(f"| {name} | {one['hours_total']:,} | every {one['sample_every']}th hour, 1-worker LocalCluster | "
-                     f"{total:.1f} s | {longest:.2f} s | {dispatch * 1000:.0f} ms | {cells[0]} | {cells[1]} |")
+        lines.append(_row(name, f"{one['hours_total']:,}", f"every {one['sample_every']}th hour, 1-worker LocalCluster",
+                          f"{total:.1f} s", f"{longest:.2f} s", f"{dispatch * 1000:.0f} ms", *cells))
     return lines
+
+
+def _row(*cells) -> str:
+    """One markdown table row."""
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def _header(*columns) -> list[str]:
+    """A markdown table's header and rule."""
+    return [_row(*columns), "|" + "---|" * len(columns)]
 
 
 def _fmt(value, unit="s") -> str:
@@ -305,8 +315,8 @@ def write_doc(rows: list[dict], meta: dict, bounds: list[dict] = (), probes: lis
         "the limit. Peak RSS is the solve's process plus its HiGHS worker process, summed (an upper bound on both "
         "at once); the hour step's pool processes are not counted.",
         "",
-        "| instance | columns | method | build | first plan | within 1% | within target | gap at the end | status (limit) | peak RSS | target |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *_header("instance", "columns", "method", "build", "first plan", "within 1%", "within target",
+                 "gap at the end", "status (limit)", "peak RSS", "target"),
     ]
     for name, (_, limit, gap, seconds) in CASES.items():
         for method in METHODS:
@@ -316,24 +326,22 @@ def write_doc(rows: list[dict], meta: dict, bounds: list[dict] = (), probes: lis
             target = f"{100 * gap:g}% in {seconds} s"
             label = method if method != "auto" or not r.get("chosen_method") else f"auto ({r['chosen_method']})"
             if r.get("columns") is None:  # killed or failed: nothing was measured
-                lines.append(f"| {name} | - | {label} | - | - | - | - | - | {r['status']} ({limit:g} s) | - | "
-                             f"{target}: not met |")
+                lines.append(_row(name, "-", label, "-", "-", "-", "-", "-", f"{r['status']} ({limit:g} s)", "-",
+                                  f"{target}: not met"))
                 continue
             reached = r.get("time_to_target_s")
             met = "met" if reached is not None and reached <= seconds and r.get("checker_ok") else "not met"
             end_gap = "-" if r["gap"] is None else f"{100 * r['gap']:.3f}%"
-            lines.append(
-                f"| {name} | {int(r['columns']):,} | {label} | {r['build_seconds']:.2f} s | "
-                f"{_fmt(r['time_to_first_plan_s'])} | {_fmt(r['time_to_1pct_s'])} | {_fmt(reached)} | "
-                f"{end_gap} | {r['status']} ({limit:g} s) | {r['peak_rss_gb']:.2f} GB | {target}: {met} |"
-            )
+            lines.append(_row(name, f"{int(r['columns']):,}", label, f"{r['build_seconds']:.2f} s",
+                              _fmt(r['time_to_first_plan_s']), _fmt(r['time_to_1pct_s']), _fmt(reached), end_gap,
+                              f"{r['status']} ({limit:g} s)", f"{r['peak_rss_gb']:.2f} GB", f"{target}: {met}"))
     lines += ["", "## auto against both methods (same run)", "",
               "`auto` is never worse than both when its gap at the end is no larger than the larger of the two "
               "methods' gaps; it is as good as the better one when it chose that method and matched it. The rule "
               "(optimizer/solvers/backends/highs/backend.py: a HiGHS MILP of 2 or more hours with at least half of "
               "its columns in one hour each is decomposed) comes from this table: decompose proved a gap no worse "
               "than direct on every instance here.", "",
-              "| instance | direct gap | decompose gap | auto chose | auto gap | never worse than both |", "|---|---|---|---|---|---|"]
+              *_header("instance", "direct gap", "decompose gap", "auto chose", "auto gap", "never worse than both")]
     for name in CASES:
         d, c, a = by.get((name, "direct")), by.get((name, "decompose")), by.get((name, "auto"))
         if a is None or a.get("columns") is None:
@@ -349,7 +357,7 @@ def write_doc(rows: list[dict], meta: dict, bounds: list[dict] = (), probes: lis
         if g(a) is not None and all(x is not None and g(a) <= x + 1e-9 for x in (g(d), g(c))):
             ok += ", and as good as the better"
         cell = lambda x: "no plan" if x is None else ("no bound" if x == float("inf") else f"{100 * x:.3f}%")  # noqa: E731
-        lines.append(f"| {name} | {cell(g(d))} | {cell(g(c))} | {a.get('chosen_method')} | {cell(g(a))} | {ok} |")
+        lines.append(_row(name, cell(g(d)), cell(g(c)), a.get("chosen_method"), cell(g(a)), ok))
     if bounds:
         lines += ["", "## Lower bounds (same run)", "",
                   "Each bound as a gap below the cheapest plan any method found in this run, and what it cost. LP: "
@@ -359,11 +367,11 @@ def write_doc(rows: list[dict], meta: dict, bounds: list[dict] = (), probes: lis
                   "hours. Optimised: projected subgradient (Polyak's step) from the LP's duals for the solve's whole "
                   "limit, its first evaluation with the same caps (optimizer/solvers/backends/highs/lagrange.py). "
                   "Every bound is valid, however early an hour stopped.", "",
-                  "| instance | best plan (USD) | LP | root | Lagrangian, LP duals | Lagrangian, optimised | evaluations |",
-                  "|---|---|---|---|---|---|---|"]
+                  *_header("instance", "best plan (USD)", "LP", "root", "Lagrangian, LP duals",
+                           "Lagrangian, optimised", "evaluations")]
         for b in bounds:
             if b.get("lp_bound_usd") is None:
-                lines.append(f"| {b['instance']} | - | {b.get('status', '-')} | | | | |")
+                lines.append(_row(b["instance"], "-", b.get("status", "-"), "", "", "", ""))
                 continue
             best = b["best_plan_usd"]
 
@@ -375,26 +383,26 @@ def write_doc(rows: list[dict], meta: dict, bounds: list[dict] = (), probes: lis
                     return f"root not reached ({_fmt(b.get(seconds))})"  # HiGHS reports 0 before its root LP
                 return f"{100 * (best - value) / best:.3f}% ({_fmt(b.get(seconds))})"
 
-            lines.append(f"| {b['instance']} | {_usd(best)} | {cell('lp_bound_usd', 'lp_seconds')} | "
-                         f"{cell('root_bound_usd', 'root_seconds')} | "
-                         f"{cell('lagrangian_lp_duals_usd', 'lagrangian_lp_duals_seconds')} | "
-                         f"{cell('lagrangian_optimised_usd', 'lagrangian_optimised_seconds')} | "
-                         f"{b.get('lagrangian_iterations', '-')} |")
+            lines.append(_row(b["instance"], _usd(best), cell("lp_bound_usd", "lp_seconds"),
+                              cell("root_bound_usd", "root_seconds"),
+                              cell("lagrangian_lp_duals_usd", "lagrangian_lp_duals_seconds"),
+                              cell("lagrangian_optimised_usd", "lagrangian_optimised_seconds"),
+                              b.get("lagrangian_iterations", "-")))
     if probes:
         lines += ["", "## The hour step on a process pool and on a Dask cluster (same run)", "",
                   "One Lagrangian evaluation at the LP's duals over a sample of the hours (every k-th), each hour "
                   f"capped at {PROBE_HOUR_SECONDS} s, run through the hour step's runner "
                   "(optimizer/solvers/backends/highs/hours.py): this machine's process pool (the default) and a Dask "
                   "LocalCluster of 1 and 2 single-threaded worker processes (`--cluster ADDRESS`).", "",
-                  "| instance | runner | workers | hours sampled (of) | tasks | wall | sum of hour solves | longest hour |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  *_header("instance", "runner", "workers", "hours sampled (of)", "tasks", "wall",
+                           "sum of hour solves", "longest hour")]
         for r in probes:
             if r.get("wall_seconds") is None:
-                lines.append(f"| {r['instance']} | {r.get('status', '-')} | | | | | | |")
+                lines.append(_row(r["instance"], r.get("status", "-"), "", "", "", "", "", ""))
                 continue
-            lines.append(f"| {r['instance']} | {r['runner']} | {r['workers']} | {r['hours_sampled']} "
-                         f"({r['hours_total']:,}) | {r['tasks']} | {r['wall_seconds']:.1f} s | "
-                         f"{r['hour_seconds_sum']:.1f} s | {r['hour_seconds_max']:.2f} s |")
+            lines.append(_row(r["instance"], r["runner"], r["workers"], f"{r['hours_sampled']} ({r['hours_total']:,})",
+                              r["tasks"], f"{r['wall_seconds']:.1f} s", f"{r['hour_seconds_sum']:.1f} s",
+                              f"{r['hour_seconds_max']:.2f} s"))
         lines += ["", "**Projection, not a measurement**: one full hour step (every hour, same caps) on 16 and 64 "
                   "workers, from the 1-worker cluster's measured hour times scaled to all hours: between perfect "
                   "balance, max(sum / W, longest hour), and list scheduling's worst case, sum / W + longest hour, "

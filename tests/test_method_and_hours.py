@@ -134,3 +134,27 @@ def test_the_optimised_lagrangian_is_a_bound_at_least_the_lp_duals_one(tmp_path)
     assert searched.bound >= fixed.bound - 1e-9
     assert searched.bound <= optimum + 1e-6 * max(1.0, optimum)
     assert searched.iterations >= 1 and len(searched.history) == searched.iterations
+
+
+def test_an_hour_that_ends_without_a_dual_bound_counts_with_its_lp_bound():
+    # min x s.t. 2x >= 3, x integer in [0, 10]: the MILP's optimum is 2, its LP's 1.5.  An hour
+    # not started (its time gone) says nothing of its own; with a fallback it counts with 1.5, a
+    # valid bound, and without one it is -inf (which makes a Lagrangian evaluation -inf).
+    import numpy as np
+    import scipy.sparse as sp
+
+    problem = hours_module.HourProblem(np.array([1.0]), np.array([0.0]), np.array([10.0]), np.array([True]),
+                                       sp.csc_matrix(np.array([[2.0]])), np.array([3.0]), np.array([np.inf]))
+    with_fallback = hours_module.HourPolicy(deadline=np.inf, share_end=np.inf, gap=0.0, skip_below=0.05,
+                                            bound_fallback_s=1.0)
+    not_started = hours_module.solve_hour(problem, with_fallback, 0.01)
+    assert not not_started.solved and not_started.values is None
+    assert not_started.bound == pytest.approx(1.5)
+    solved = hours_module.solve_hour(problem, with_fallback, 5.0)
+    assert solved.solved and solved.objective == pytest.approx(2.0) and solved.bound == pytest.approx(2.0)
+    without = hours_module.solve_hour(problem, hours_module.HourPolicy(deadline=np.inf, share_end=np.inf, gap=0.0,
+                                                                       skip_below=0.05), 0.01)
+    assert without.bound == -np.inf
+    infeasible = hours_module.HourProblem(np.array([1.0]), np.array([0.0]), np.array([1.0]), np.array([True]),
+                                          sp.csc_matrix(np.array([[2.0]])), np.array([3.0]), np.array([np.inf]))
+    assert hours_module.solve_hour(infeasible, with_fallback, 0.01).bound == np.inf

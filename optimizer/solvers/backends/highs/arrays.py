@@ -9,7 +9,8 @@ import numpy as np
 
 from optimizer.model.linear import LinearModel
 from optimizer.solvers.backends import SolverError
-from optimizer.solvers.backends.highs.options import apply_options
+from optimizer.solvers.backends.highs.options import STRICT_TOLERANCES, apply_options
+
 
 def load_model(highs: highspy.Highs, model: LinearModel, *, names: bool = False) -> None:
     matrix = model.matrix
@@ -75,3 +76,17 @@ def run_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, option
     pass_arrays(highs, cost, lower, upper, integer, matrix, row_lower, row_upper)
     highs.run()
     return highs
+
+
+def run_strict(cost, lower, upper, integer, matrix, row_lower, row_upper, *, gap: float, time_limit: float | None,
+               threads: int | None = 1, abs_gap: float = 0.0) -> highspy.Highs:
+    """One of the decomposition's own small HiGHS runs (an hour, the LP, a completion), held to the
+    strict tolerances so that its plan passes the checker's slack after HiGHS's own scaling."""
+    chosen = {"mip_rel_gap": gap, **STRICT_TOLERANCES}
+    if abs_gap > 0:
+        chosen["mip_abs_gap"] = float(abs_gap)
+    if threads is not None:
+        chosen["threads"] = threads
+    if time_limit is not None:
+        chosen["time_limit"] = max(float(time_limit), 0.01)
+    return run_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, chosen)

@@ -20,8 +20,8 @@ import numpy as np
 
 from optimizer.model.families import FAMILIES
 from optimizer.model.linear import LinearModel
-from optimizer.solvers.backends.highs.arrays import run_arrays
-from optimizer.solvers.backends.highs.hours import HourPolicy, HourProblem, HourRunner
+from optimizer.solvers.backends.highs.arrays import run_strict
+from optimizer.solvers.backends.highs.hours import HourPolicy, HourProblem, HourRunner, runner_or_own
 from optimizer.solvers.backends.highs.lagrange import optimise_multipliers
 from optimizer.solvers.backends.highs.split import NO_HOUR, Groups, HourSplit, row_hour_span, split_by_hour
 from optimizer.solvers.backends.highs.options import STRICT_TOLERANCES, highs_options
@@ -53,22 +53,9 @@ HOUR_SECONDS_PER_COLUMN = 3.5e-4
 # -- the decomposed solve ---------------------------------------------------------------------------
 
 
-def _highs_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, *, gap: float, time_limit: float | None,
-                  threads: int | None = 1, abs_gap: float = 0.0):
-    """One of the decomposition's own small HiGHS runs, held to the strict tolerances."""
-    chosen = {"mip_rel_gap": gap, **STRICT_TOLERANCES}
-    if abs_gap > 0:
-        chosen["mip_abs_gap"] = float(abs_gap)
-    if threads is not None:
-        chosen["threads"] = threads
-    if time_limit is not None:
-        chosen["time_limit"] = max(float(time_limit), 0.01)
-    return run_arrays(cost, lower, upper, integer, matrix, row_lower, row_upper, chosen)
-
-
 def lp_relaxation(model: LinearModel, time_limit: float | None) -> tuple[float, np.ndarray, np.ndarray] | str:
     """(LP optimum, column values, row duals), or why not: "infeasible" or "stopped"."""
-    highs = _highs_arrays(model.col_cost, model.col_lower, model.col_upper, np.zeros(model.n_cols, dtype=bool),
+    highs = run_strict(model.col_cost, model.col_lower, model.col_upper, np.zeros(model.n_cols, dtype=bool),
                           model.matrix, model.row_lower, model.row_upper, gap=0.0, time_limit=time_limit, threads=None)
     status = highs.getModelStatus()
     if is_infeasible(status):
@@ -137,11 +124,8 @@ def solve_hours_fixed(model: LinearModel, split: HourSplit, lower: np.ndarray, u
         problems.append(HourProblem(model.col_cost[cols], lower[cols], upper[cols], model.col_integer[cols],
                                     submatrix(rows, hour).tocsc(), model.row_lower[rows] - fixed_activity[rows],
                                     model.row_upper[rows] - fixed_activity[rows]))
-    if runner is None:
-        with HourRunner(workers, int(free.sum())) as own:
-            answers = own.solve(problems, policy)
-    else:
-        answers = runner.solve(problems, policy)
+    with runner_or_own(runner, workers, int(free.sum())) as hours_runner:
+        answers = hours_runner.solve(problems, policy)
     for hour, answer in zip(hours, answers):
         cols = columns_of[hour]
         found = answer.values
@@ -241,7 +225,7 @@ def complete_continuous(model: LinearModel, lower: np.ndarray, upper: np.ndarray
     row_lower, row_upper = model.row_lower, model.row_upper
     if rows is not None:
         row_lower, row_upper = np.where(rows, row_lower, -np.inf), np.where(rows, row_upper, np.inf)
-    highs = _highs_arrays(model.col_cost, fixed_lower, fixed_upper, np.zeros(model.n_cols, dtype=bool), model.matrix,
+    highs = run_strict(model.col_cost, fixed_lower, fixed_upper, np.zeros(model.n_cols, dtype=bool), model.matrix,
                           row_lower, row_upper, gap=0.0, time_limit=time_limit, threads=None)
     if not is_optimal(highs.getModelStatus()):
         return None
@@ -335,7 +319,7 @@ def heuristic_plan(model: LinearModel, lp_values: np.ndarray, split: HourSplit, 
         stage2_lower, stage2_upper = lower.copy(), upper.copy()
         stage2_lower[~coupled] = stage2_upper[~coupled] = hourly[~coupled]
         started = time.perf_counter()
-        highs = _highs_arrays(model.col_cost, stage2_lower, stage2_upper, model.col_integer, model.matrix,
+        highs = run_strict(model.col_cost, stage2_lower, stage2_upper, model.col_integer, model.matrix,
                               model.row_lower, model.row_upper, gap=hour_gap,
                               time_limit=max(deadline - time.perf_counter(), 0.01), threads=None)
         notes["training_seconds"] = round(time.perf_counter() - started, 3)

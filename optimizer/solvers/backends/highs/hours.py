@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -60,7 +62,8 @@ class HourPolicy:
     """How hours share their time: an hour starting with ``even_s`` as its even share of what is
     left gets at least ``least_s`` (and ``least_s_per_column`` per column), at most ``most_s``, and
     never runs past ``deadline``; an hour left ``skip_below`` seconds or less is not started.
-    ``share_end``: when the hours' time is up.  ``gap``/``abs_gap``: when an hour's MILP may stop."""
+    ``share_end``: when the hours' time is up.  ``gap``/``abs_gap``: when an hour's MILP may stop.
+    ``bound_fallback_s``: for callers that need every hour's bound (the Lagrangian)."""
 
     deadline: float
     share_end: float
@@ -70,6 +73,7 @@ class HourPolicy:
     least_s_per_column: float = 0.0
     most_s: float = np.inf
     skip_below: float = 0.0
+    bound_fallback_s: float = 0.0  # > 0: an hour ending without a dual bound gets its LP's (see _lp_bound)
 
     def seconds(self, columns: int, even_s: float, now: float) -> float:
         least = min(max(self.least_s_per_column * columns, self.least_s), self.most_s)
@@ -78,18 +82,15 @@ class HourPolicy:
 
 def solve_hour(problem: HourProblem, policy: HourPolicy, seconds: float) -> HourAnswer:
     """One hour's MILP with one HiGHS thread for ``seconds`` at most."""
-    from optimizer.solvers.backends.highs.arrays import run_arrays
-    from optimizer.solvers.backends.highs.options import STRICT_TOLERANCES
+    from optimizer.solvers.backends.highs.arrays import run_strict
     from optimizer.solvers.backends.highs.status import has_plan, is_infeasible, is_optimal
 
-    if seconds <= policy.skip_below:
-        return HourAnswer(-np.inf, None, None, False)
     began = time.perf_counter()
-    chosen = {"mip_rel_gap": policy.gap, "threads": 1, "time_limit": max(float(seconds), 0.01), **STRICT_TOLERANCES}
-    if policy.abs_gap > 0:
-        chosen["mip_abs_gap"] = float(policy.abs_gap)
-    highs = run_arrays(problem.cost, problem.lower, problem.upper, problem.integer, problem.matrix,
-                       problem.row_lower, problem.row_upper, chosen)
+    if seconds <= policy.skip_below:
+        return HourAnswer(_lp_bound(problem, policy), None, None, False, time.perf_counter() - began)
+    highs = run_strict(problem.cost, problem.lower, problem.upper, problem.integer, problem.matrix,
+                       problem.row_lower, problem.row_upper, gap=policy.gap, time_limit=seconds,
+                       abs_gap=policy.abs_gap)
     status, info = highs.getModelStatus(), highs.getInfo()
     if is_infeasible(status):
         return HourAnswer(np.inf, None, None, True, time.perf_counter() - began)
@@ -99,7 +100,28 @@ def solve_hour(problem: HourProblem, policy: HourPolicy, seconds: float) -> Hour
         bound = float(info.mip_dual_bound)  # valid however early the hour stopped
     else:
         bound = objective if is_optimal(status) and objective is not None else -np.inf
-    return HourAnswer(bound if not np.isnan(bound) else -np.inf, objective, values, True, time.perf_counter() - began)
+    if np.isnan(bound) or bound == -np.inf:  # stopped before its root LP
+        bound = _lp_bound(problem, policy)
+    return HourAnswer(bound, objective, values, True, time.perf_counter() - began)
+
+
+def _lp_bound(problem: HourProblem, policy: HourPolicy) -> float:
+    """The hour's LP relaxation as its bound, for an hour that ended without one (not started, or
+    stopped before its root LP), when the policy asks for it: without it, one such hour makes a
+    Lagrangian evaluation -inf.  An hour's LP takes milliseconds, so this runs past the hour's
+    share of the time (at most ``policy.bound_fallback_s``)."""
+    from optimizer.solvers.backends.highs.arrays import run_strict
+    from optimizer.solvers.backends.highs.status import is_infeasible, is_optimal
+
+    if policy.bound_fallback_s <= 0:
+        return -np.inf
+    highs = run_strict(problem.cost, problem.lower, problem.upper, np.zeros(len(problem.cost), dtype=bool),
+                       problem.matrix, problem.row_lower, problem.row_upper, gap=0.0,
+                       time_limit=policy.bound_fallback_s)
+    status = highs.getModelStatus()
+    if is_infeasible(status):
+        return np.inf
+    return float(highs.getInfo().objective_function_value) if is_optimal(status) else -np.inf
 
 
 def solve_batch(task: tuple[list[HourProblem], HourPolicy]) -> list[HourAnswer]:
@@ -112,6 +134,16 @@ def solve_batch(task: tuple[list[HourProblem], HourPolicy]) -> list[HourAnswer]:
         seconds = policy.seconds(len(problem.cost), (policy.share_end - now) / (len(problems) - k), now)
         answers.append(solve_hour(problem, policy, seconds))
     return answers
+
+
+@contextmanager
+def runner_or_own(runner: HourRunner | None, workers: int, hour_columns: int) -> Iterator[HourRunner]:
+    """The caller's runner, or one of our own (sized by the hours' columns) for this call."""
+    if runner is not None:
+        yield runner
+        return
+    with HourRunner(workers, hour_columns) as own:
+        yield own
 
 
 class HourRunner:

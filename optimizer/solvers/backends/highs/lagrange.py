@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optimizer.model.linear import LinearModel
-from optimizer.solvers.backends.highs.hours import HourPolicy, HourProblem, HourRunner
+from optimizer.solvers.backends.highs.hours import HourPolicy, HourProblem, HourRunner, runner_or_own
 from optimizer.solvers.backends.highs.split import Groups, HourSplit, split_by_hour
 
 #: Polyak's step starts at this fraction of (UB - L) / |g|^2 and is halved after STALL_ITERATIONS
@@ -39,6 +39,9 @@ from optimizer.solvers.backends.highs.split import Groups, HourSplit, split_by_h
 THETA_START = 0.05
 STALL_ITERATIONS = 2
 THETA_MIN = 1e-3
+#: An hour that ends without a dual bound (not started in time, or stopped before its root LP)
+#: counts with its LP relaxation, given this many seconds at most (an hour's LP takes milliseconds).
+BOUND_FALLBACK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Dualized:
         self.rows = [rows_of[g] for g in self.groups]
         low, up = model.row_lower[self.coupling], model.row_upper[self.coupling]
         self.low, self.up = low, up
+        self.hour_columns = int(np.count_nonzero(split.col_hour >= 0))
 
     def project(self, y_coupling: np.ndarray) -> np.ndarray:
         """Multipliers of the right sign: >= 0 where the row has no upper side, <= 0 where it has no
@@ -100,7 +104,7 @@ class Dualized:
         x = np.full(model.n_cols, np.nan)
         total = constant
         for cols, answer in zip(self.cols, answers):
-            total += answer.bound if answer.solved else -np.inf
+            total += answer.bound  # the hour's LP bound when it was not started in time
             if answer.values is not None:
                 x[cols] = answer.values
         return (total if not np.isnan(total) else -np.inf), constant, x
@@ -124,7 +128,7 @@ def lagrangian_bound(model: LinearModel, row_duals: np.ndarray, split: HourSplit
     dualized = Dualized(model, split or split_by_hour(model))
     y = dualized.project(row_duals[dualized.coupling])
     policy = _policy(dualized, time_limit_s, workers, slack_usd)
-    with _runner(runner, workers, model) as hours:
+    with runner_or_own(runner, workers, dualized.hour_columns) as hours:
         bound, constant, _ = dualized.evaluate(y, policy, hours)
     return LagrangianBound(bound, constant, len(dualized.groups), time.perf_counter() - started,
                            int(dualized.coupling.sum()))
@@ -153,14 +157,15 @@ def optimise_multipliers(model: LinearModel, row_duals: np.ndarray, upper_bound:
     history: list = []
     best, best_point, first, first_seconds = -np.inf, None, None, None
     theta, stall, iterations, last_seconds = THETA_START, 0, 0, 0.0
-    with _runner(runner, workers, model) as hours:
+    with runner_or_own(runner, workers, dualized.hour_columns) as hours:
         while iterations < max_iterations:
             left = deadline - time.perf_counter()
             if iterations > 0 and left < last_seconds:
                 break  # not time for another evaluation as long as the last
             began, now = time.perf_counter(), time.time()
             policy = HourPolicy(deadline=now + max(left, 0.05), share_end=now + max(left, 0.05), gap=1e-4,
-                                abs_gap=abs_gap, least_s=per_hour, most_s=per_hour)
+                                abs_gap=abs_gap, least_s=per_hour, most_s=per_hour,
+                                bound_fallback_s=BOUND_FALLBACK_S)
             value, _, x = dualized.evaluate(y, policy, hours)
             x = np.where(np.isnan(x), fallback, x)
             last_seconds = time.perf_counter() - began
@@ -194,25 +199,8 @@ def _policy(dualized: Dualized, time_limit_s: float | None, workers: int, slack_
     now = time.time()
     groups = max(len(dualized.groups), 1)
     if time_limit_s is None:
-        return HourPolicy(deadline=np.inf, share_end=np.inf, gap=1e-4, abs_gap=slack_usd / groups)
+        return HourPolicy(deadline=np.inf, share_end=np.inf, gap=1e-4, abs_gap=slack_usd / groups,
+                          bound_fallback_s=BOUND_FALLBACK_S)
     per_hour = max(time_limit_s * workers / groups, 0.05)
     return HourPolicy(deadline=now + time_limit_s + per_hour, share_end=now + time_limit_s, gap=1e-4,
-                      abs_gap=slack_usd / groups, least_s=per_hour, most_s=per_hour)
-
-
-class _runner:
-    """The caller's runner, or one of our own for this call."""
-
-    def __init__(self, runner: HourRunner | None, workers: int, model: LinearModel):
-        self.runner, self.own = runner, None
-        self.workers, self.model = workers, model
-
-    def __enter__(self) -> HourRunner:
-        if self.runner is not None:
-            return self.runner
-        self.own = HourRunner(self.workers, self.model.n_cols).__enter__()
-        return self.own
-
-    def __exit__(self, *exc) -> None:
-        if self.own is not None:
-            self.own.__exit__(*exc)
+                      abs_gap=slack_usd / groups, least_s=per_hour, most_s=per_hour, bound_fallback_s=BOUND_FALLBACK_S)
