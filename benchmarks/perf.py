@@ -175,6 +175,7 @@ def run_bounds(name: str, best_plan_usd: float) -> dict:
     from optimizer.solvers.backends.highs.arrays import load_model
     from optimizer.solvers.backends.highs.hours import HourRunner
     from optimizer.solvers.backends.highs.lagrange import lagrangian_bound, optimise_multipliers
+    from optimizer.solvers.backends.highs.options import apply_options
     from optimizer.solvers.backends.highs.split import split_by_hour
 
     _, limit, gap, _ = CASES[name]
@@ -182,9 +183,7 @@ def run_bounds(name: str, best_plan_usd: float) -> dict:
     row = {"instance": name, "columns": model.n_cols, "best_plan_usd": best_plan_usd,
            "lp_bound_usd": lp_value, "lp_seconds": round(lp_seconds, 2)}
     highs = highspy.Highs()
-    for key, value in {"output_flag": False, "mip_max_nodes": 1, "time_limit": float(limit),
-                       "mip_rel_gap": gap}.items():
-        highs.setOptionValue(key, value)
+    apply_options(highs, {"output_flag": False, "mip_max_nodes": 1, "time_limit": float(limit), "mip_rel_gap": gap})
     load_model(highs, model)
     started = time.perf_counter()
     highs.run()
