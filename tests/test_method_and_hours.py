@@ -136,6 +136,27 @@ def test_the_optimised_lagrangian_is_a_bound_at_least_the_lp_duals_one(tmp_path)
     assert searched.iterations >= 1 and len(searched.history) == searched.iterations
 
 
+def test_on_a_large_model_the_lagrangian_goes_before_the_hours_and_can_end_the_solve(tmp_path, monkeypatch):
+    # The case above, decomposed as if it were large.  The rounded plan reserves 3 chips ($24, the
+    # optimum) and the LP says $20: 16.7% open.  At the LP's duals ($1 a reserved chip-hour) each
+    # hour's MILP buys 3 whole reserved chips at $1 = $3, and the reservation's own cost ($8 a
+    # chip) is cancelled by the 8 hours' duals: L = 8 x 3 = $24, so the bound closes the gap and
+    # the hour step never runs.
+    from optimizer.solvers.backends.highs import decompose as decompose_module
+
+    monkeypatch.setattr(decompose_module, "LAGRANGIAN_MIN_COLUMNS", 0)
+    data = instance_data(hours=8, pools=[pool("res", pricing="reserved", usd_per_chip_hour=1.0, available=8),
+                                         pool("od", usd_per_chip_hour=2.6, available=8)],
+                         workloads=[inference(demand_pflops=[2.5] * 8)])
+    plan = solve_checked(data, tmp_path, method="decompose", mip_rel_gap=1e-6)
+    steps = plan.details["solver"]["decompose"]
+    assert steps["rounded_plan_usd"] == pytest.approx(24.0)
+    assert steps["lagrangian_bound"] == pytest.approx(24.0)
+    assert "hours_seconds" not in steps and "polish_seconds" not in steps
+    assert plan.status.value == "optimal" and plan.objective_usd == pytest.approx(24.0)
+    assert plan.bound_usd == pytest.approx(24.0)
+
+
 def test_an_hour_that_ends_without_a_dual_bound_counts_with_its_lp_bound():
     # min x s.t. 2x >= 3, x integer in [0, 10]: the MILP's optimum is 2, its LP's 1.5.  An hour
     # not started (its time gone) says nothing of its own; with a fallback it counts with 1.5, a
