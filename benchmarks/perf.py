@@ -68,7 +68,8 @@ rows are dualized without being named).
    blocks within capacity, power and the fixed reservations) is solved on its own, on the hour
    step's runner (`optimizer/solvers/backends/highs/hours.py`: a pool of fresh worker processes by
    default, this process's threads below 20,000 hour columns, a Dask cluster with `--cluster`), the
-   hours where rounding paid most above the LP first, for half of the time left.
+   hours where rounding paid most above the LP first, for half of the time left (all of it when
+   the other half could not hold the training MILP below).
    Each hour gets the time left over the hours left, but at least 0.35 ms per column of the hour
    (a large hour needs that long to beat its rounding) and at most 2 s; an hour not reached, or
    not improved, keeps its rounded values. Then the training blocks and shortfall are re-solved
