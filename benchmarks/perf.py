@@ -23,9 +23,9 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -123,6 +123,67 @@ def load(source: str):
     return optimizer.load_instance(ROOT / source)
 
 
+def _high_water_mb(pid: int | str) -> float | None:
+    """A process's own peak resident memory (VmHWM), MB; None once it has gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class PeakMemory:
+    """Peak resident memory of this process and of every process it starts (the HiGHS worker, the
+    hour step's pool), each from its own high-water mark in /proc (VmHWM), summed: an upper bound
+    on what they held at once.  Processes started beside the solve are polled every ``interval``
+    seconds while they live, so growth in a child's last ``interval`` before it exits is missed.
+    (getrusage's RUSAGE_CHILDREN is not used: a child started by fork and exec keeps the parent's
+    high-water mark at exec as its own maximum, so a 10 MB child of a 2 GB process counts as 2 GB;
+    measured on this machine.)"""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.children = interval, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _descendants(self) -> list[str]:
+        parent_of = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as stat:
+                        parent_of[entry] = stat.read().rsplit(")", 1)[1].split()[1]
+                except (OSError, IndexError):
+                    continue
+        found, frontier = [], [str(os.getpid())]
+        while frontier:
+            frontier = [pid for pid, parent in parent_of.items() if parent in frontier]
+            found += frontier
+        return found
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            for pid in self._descendants():
+                peak = _high_water_mb(pid)
+                if peak is not None:
+                    self.children[pid] = max(self.children.get(pid, 0.0), peak)
+            self._stop.wait(self.interval)
+
+    def total_gb(self) -> float:
+        return round(((_high_water_mb("self") or 0.0) + sum(self.children.values())) / 1024, 2)
+
+
 def run_one(name: str, method: str, time_limit: float, gap: float) -> dict:
     """One solve in this process; returns its figures (called in a child process)."""
     import optimizer
@@ -131,7 +192,8 @@ def run_one(name: str, method: str, time_limit: float, gap: float) -> dict:
     instance = load(CASES[name][0])
     progress = Progress()
     started = time.perf_counter()
-    plan = optimizer.solve(instance, method=method, mip_rel_gap=gap, time_limit_s=time_limit, progress=progress)
+    with PeakMemory() as memory:
+        plan = optimizer.solve(instance, method=method, mip_rel_gap=gap, time_limit_s=time_limit, progress=progress)
     chosen = plan.details.get("solver", {}).get("method", {})
     wall = time.perf_counter() - started
     from optimizer.plans.outcome import check_plan_tables
@@ -147,10 +209,10 @@ def run_one(name: str, method: str, time_limit: float, gap: float) -> dict:
         "time_to_0.1pct_s": progress.time_to_gap(0.001), "time_to_target_s": progress.time_to_gap(gap),
         "chosen_method": chosen.get("chosen"), "method_reason": chosen.get("reason"),
         "hour_step": plan.details.get("solver", {}).get("decompose", {}).get("hour_step"),
-        # This process's peak plus its HiGHS worker's (optimizer/solvers/backends/highs/worker.py): the
-        # sum bounds what both held at once from above.
-        "peak_rss_gb": round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                              + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024**2, 2),
+        # This process's peak plus each of its children's (optimizer/solvers/backends/highs/worker.py,
+        # the hour step's pool), summed: an upper bound on what they held at once.
+        "peak_rss_gb": memory.total_gb(),
+        "peak_rss_children_gb": round(sum(memory.children.values()) / 1024, 2),
         "checker_ok": checked,
         # The decomposition's own account of its steps (seconds per step, the rounded plan's cost,
         # why a step gave up), so a missing plan says where the time went.
@@ -315,8 +377,9 @@ def write_doc(rows: list[dict], meta: dict, bounds: list[dict] = (), probes: lis
         "time-indexed model passed whole to highspy (the reference); `decompose` is `chipmix solve --method "
         "decompose`; `auto` is the default (`--method auto`), which chose the method in brackets. Each solve stops "
         "at its target gap. Times are from the solver's own progress reports; a dash means never reached within "
-        "the limit. Peak RSS is the solve's process plus its HiGHS worker process, summed (an upper bound on both "
-        "at once); the hour step's pool processes are not counted.",
+        "the limit. Peak RSS is each process's own high-water mark (VmHWM), the solve's process plus every "
+        "process it started (its HiGHS worker, the hour step's pool), summed: an upper bound on what they held at "
+        "once (benchmarks/perf.py `PeakMemory`).",
         "",
         *_header("instance", "columns", "method", "build", "first plan", "within 1%", "within target",
                  "gap at the end", "status (limit)", "peak RSS", "target"),
