@@ -26,6 +26,7 @@ def test_the_library_has_every_instance_the_readme_lists():
         "nvidia-shortage",
         "fleet-year",
         "fleet-year-gang",
+        "fleet-year-procurement",
         "procurement-quarter",
         "envelope-quarter",
     }
@@ -103,6 +104,17 @@ def test_fleet_year_gang_is_fleet_year_with_its_runs_shaped_for_a_cluster():
     assert len(frontier) == 4 and all(w.gang_chips == 8192 and w.gang_start_step_hours == 24 for w in frontier)
     others = [w for w in shaped.workloads if w.type == "training" and not w.id.startswith("frontier-")]
     assert others and all(w.min_chips and w.restart_usd_per_chip for w in others)
+
+
+def test_fleet_year_procurement_is_fleet_year_with_every_procurement_family():
+    plain = optimizer.load_instance(INSTANCES / "fleet-year.yaml")
+    buying = optimizer.load_instance(INSTANCES / "fleet-year-procurement.yaml")
+    assert buying.hours == 8760 and buying.workloads == plain.workloads and buying.sites == plain.sites
+    added = [p for p in buying.pools if p not in plain.pools]
+    assert [p.pricing for p in added] == ["capacity_block"] and len(buying.pools) == len(plain.pools) + 1
+    assert {offer.pool for offer in buying.capacity_blocks} == {added[0].id}
+    assert {c.kind for c in buying.commitments} == {"spend", "usage"}
+    assert [c.applies_to.cloud for c in buying.contracts] == ["azure"]
 
 
 def test_default_is_the_week_the_readme_promises():
