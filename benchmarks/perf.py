@@ -179,7 +179,9 @@ class PeakMemory:
             for pid in self._descendants():
                 peak = _high_water_mb(pid)
                 if peak is not None:
-                    self.children[pid] = max(self.children.get(pid, 0.0), peak)
+                    # The latest reading, not the largest: a child caught between fork and exec
+                    # shows its parent's memory, and exec starts its high-water mark afresh.
+                    self.children[pid] = peak
             self._stop.wait(self.interval)
 
     def total_gb(self) -> float:
