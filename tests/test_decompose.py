@@ -11,7 +11,7 @@ import optimizer
 from optimizer import SolveStatus
 from optimizer.model.data import build_model_data
 from optimizer.solvers.backends.highs.decompose import (complete_continuous, fix_horizon_columns, heuristic_plan, is_feasible,
-                                                        lp_relaxation, round_up_cover, tighten_upper)
+                                                        lp_relaxation, round_down, round_up_cover, tighten_upper)
 from optimizer.solvers.backends.highs.lagrange import lagrangian_bound, optimise_multipliers
 from optimizer.solvers.backends.highs.split import split_by_hour
 from optimizer.model.build import build_model
@@ -200,3 +200,48 @@ def test_blocks_at_a_site_not_chosen_are_bounded_to_zero():
     assert np.all(tightened[blocks.slice][~at_chosen] == 0)
     assert np.all(tightened[blocks.slice][at_chosen] == upper[blocks.slice][at_chosen])
     assert np.all(tightened >= lower)
+
+
+def test_rounding_down_raises_a_run_indicator_it_would_leave_under_its_chips():
+    # One hour, 21.6 EFLOP of hard training on 4-chip blocks of 1 PFLOP/s chips ($1/chip-hour,
+    # 8 chips): 6 chip-hours, 1.5 blocks.  min_chips 4 adds runs (0 or 1) and the rows
+    # chips <= 8 x runs and chips >= 4 x runs.  At the LP point blocks 1.5, runs 0.75 (a vertex
+    # the LP may as well pick: runs costs nothing), plain rounding down gives 4 chips with
+    # runs 0, which breaks training_runs; round_down raises runs to 1 instead.  Covering the
+    # work then adds the second block: 8 chips, $8, which is also the optimum (6 chips in 4s).
+    data = instance_data(hours=1, pools=[pool("p", available=8, block=4)],
+                         workloads=[training(work_eflop=21.6, min_chips=4)])
+    model = build_model(build_model_data(optimizer.instance_from_data(data)))
+    blocks, runs = model.variables["blocks"].slice, model.variables["runs"].slice
+    lp_point = np.zeros(model.n_cols)
+    lp_point[blocks], lp_point[runs] = 1.5, 0.75
+    floored = np.floor(lp_point)
+    floored[blocks] = 1.0
+    assert not is_feasible(model, floored)  # 4 chips, runs 0
+    down = round_down(model, model.col_lower, model.col_upper, lp_point)
+    assert down[blocks] == pytest.approx([1.0]) and down[runs] == pytest.approx([1.0])
+    activity = model.matrix @ down
+    assert np.all(activity <= model.row_upper + 1e-9)
+    values, notes = heuristic_plan(model, lp_point, split_by_hour(model), deadline=0.0)
+    assert is_feasible(model, values) and notes["rounded_plan_usd"] == pytest.approx(8.0)
+
+
+def test_rounding_keeps_the_lps_routing_and_buys_the_blocks_it_needs(tmp_path):
+    # One hour, 3 PFLOP/s (at the flagship's 1e12 FLOP per token) routed between a flagship and a
+    # draft at half its FLOP per token, the draft at most half the tokens; 2-chip blocks of
+    # 1 PFLOP/s chips at $1/chip-hour, unmet demand $100 per PFLOP/s-hour.  The LP routes 1.5 to
+    # each: 1.5 chips for the flagship, 0.75 for the draft, $2.25, and every block floors to 0.
+    # With the routed shares put back to 0, the demand row has no block in it and rounding could
+    # only leave it unmet ($300).  Kept at the LP's shares, each variant's compute row asks for a
+    # block: $4, the optimum (one block each, or two for the flagship alone; one block for the
+    # flagship only serves 2 of the 3).
+    data = instance_data(hours=1, pools=[pool("p", available=10, block=2)], workloads=[inference(
+        id="chat", demand_pflops=3.0, unmet_usd_per_pflops_hour=100.0,
+        variants=[{"id": "flagship", "flop_per_token": 1e12},
+                  {"id": "draft", "flop_per_token": 0.5e12, "max_share": 0.5}])])
+    model = build_model(build_model_data(optimizer.instance_from_data(data)))
+    lp_value, lp_values, _ = lp_relaxation(model, None)
+    assert lp_value == pytest.approx(2.25)
+    values, notes = heuristic_plan(model, lp_values, split_by_hour(model), deadline=0.0)
+    assert is_feasible(model, values) and notes["rounded_plan_usd"] == pytest.approx(4.0)
+    assert solve_checked(data, tmp_path, method="decompose").objective_usd == pytest.approx(4.0)

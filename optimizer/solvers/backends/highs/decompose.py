@@ -163,19 +163,61 @@ def tighten_upper(model: LinearModel, lower: np.ndarray, upper: np.ndarray) -> n
     return np.maximum(np.minimum(upper, limit), lower)
 
 
+def round_down(model: LinearModel, lower: np.ndarray, upper: np.ndarray, lp_values: np.ndarray) -> np.ndarray:
+    """Whole values from the LP that hold every upper row bound: each column rounded down, then
+    each row that rounding broke mended by raising, by whole units, columns with a negative
+    coefficient in it, cheapest per unit of room first.  Rounding down holds a row only where its
+    coefficients are positive: an on/off column under its chips (``training_runs``: chips - cap x
+    runs <= 0) rounded from 0.4 to 0 with 1,248 chips still in the hour breaks it (the shipped
+    gang week: 320 such rows, and no rounded plan).  A column is raised only as far as every
+    other upper bound it touches has room; what cannot be mended stays broken (the plan check
+    rejects it)."""
+    values = np.clip(np.where(model.col_integer, np.floor(lp_values + 1e-6), lp_values), lower, upper)
+    csr = model.matrix.tocsr()
+    activity = csr @ values
+    slack = _row_slack(model.row_upper)
+    broken = np.nonzero(activity > model.row_upper + slack)[0]
+    if not len(broken):
+        return values
+    csc = model.matrix.tocsc()
+    for i in broken:
+        entries = slice(csr.indptr[i], csr.indptr[i + 1])
+        cols, coef = csr.indices[entries], csr.data[entries]
+        usable = (coef < 0) & model.col_integer[cols] & (values[cols] < upper[cols])
+        cols, coef = cols[usable], coef[usable]
+        for k in np.argsort(model.col_cost[cols] / -coef, kind="stable"):
+            excess = activity[i] - model.row_upper[i]
+            if excess <= slack[i]:
+                break
+            j = cols[k]
+            rows = csc.indices[csc.indptr[j]:csc.indptr[j + 1]]
+            delta = csc.data[csc.indptr[j]:csc.indptr[j + 1]]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                room = np.where(delta > 0, (model.row_upper[rows] + slack[rows] - activity[rows]) / delta, np.inf)
+            units = min(np.floor(np.min(room, initial=np.inf) + 1e-12), upper[j] - values[j],
+                        np.ceil(excess / -coef[k] - 1e-9))
+            if units >= 1:
+                values[j] += units
+                activity[rows] += units * delta
+    return values
+
+
 def round_up_cover(model: LinearModel, lower: np.ndarray, upper: np.ndarray, start: np.ndarray) -> np.ndarray:
     """Whole values for the free integer columns, fast: from ``start`` (whole, within the bounds,
     every <= row held), each >= row still short (inference demand, then training work) gets whole
     units added to the column that covers it most cheaply (cost over the cover it adds), as many at
     once as the row needs and every row that column touches has room for; what is left is for the
     row's continuous columns (unmet demand, shortfall) when they cover it more cheaply, or when no
-    column has room.  Continuous free columns are returned at their lower bounds:
-    :func:`complete_continuous` sets them.  Seconds even at a year of hours, where the hour MILPs
+    column has room.  Continuous free slack is returned at its lower bound and continuous
+    decisions at ``start``'s values: :func:`complete_continuous` sets them.  Seconds even at a year of hours, where the hour MILPs
     take many minutes."""
     values = start.copy()
     free = lower < upper
     integer_free, continuous_free = free & model.col_integer, free & ~model.col_integer
-    values[continuous_free] = lower[continuous_free]
+    # Slack (unmet demand, shortfall) starts at its least; a continuous decision (a routed share,
+    # a commitment's coverage) keeps the start's value, so that the rows it feeds ask for blocks.
+    slack = continuous_free & ~model.decision_columns
+    values[slack] = lower[slack]
     csr, csc = model.matrix.tocsr(), model.matrix.tocsc()
     activity = csr @ values
     row_lower, row_upper = model.row_lower, model.row_upper
@@ -284,9 +326,9 @@ def round_plan(model: LinearModel, lp_values: np.ndarray, split: HourSplit, dead
     horizon_free = (lower < upper) & (split.col_hour < 0)  # training shortfall
     coupled = training | horizon_free
     started = time.perf_counter()
-    floors = np.clip(np.floor(lp_values + 1e-6), lower, upper)  # every <= row holds
+    floors = round_down(model, lower, upper, lp_values)  # every <= row holds
     rounded = round_up_cover(model, np.where(training, floors, lower), upper,
-                             np.where(model.col_integer, floors, lower))
+                             np.where(model.col_integer | model.decision_columns, floors, lower))
     start = complete_continuous(model, lower, upper, rounded, deadline - time.perf_counter())
     plan = None
     if start is not None and is_feasible(model, start):
