@@ -187,6 +187,9 @@ class PeakMemory:
                     self.children[pid] = peak
             self._stop.wait(self.interval)
 
+    def children_gb(self) -> float:
+        return round(sum(self.children.values()) / 1024, 2)
+
     def total_gb(self) -> float:
         return round(((_high_water_mb("self") or 0.0) + sum(self.children.values())) / 1024, 2)
 
@@ -219,7 +222,7 @@ def run_one(name: str, method: str, time_limit: float, gap: float) -> dict:
         # This process's peak plus each of its children's (optimizer/solvers/backends/highs/worker.py,
         # the hour step's pool), summed: an upper bound on what they held at once.
         "peak_rss_gb": memory.total_gb(),
-        "peak_rss_children_gb": round(sum(memory.children.values()) / 1024, 2),
+        "peak_rss_children_gb": memory.children_gb(),
         "checker_ok": checked,
         # The decomposition's own account of its steps (seconds per step, the rounded plan's cost,
         # why a step gave up), so a missing plan says where the time went.
@@ -415,9 +418,11 @@ def write_doc(rows: list[dict], meta: dict, bounds: list[dict] = (), probes: lis
 
     cell = lambda x: "no plan" if x is None else ("no bound" if x == float("inf") else f"{100 * x:.3f}%")  # noqa: E731
     # Where decompose did worse than direct, the rule's footing says so.
-    worse = [f"{name} (direct {cell(g(by.get((name, 'direct'))))}, decompose {cell(g(by.get((name, 'decompose'))))})"
-             for name in CASES if g(by.get((name, "direct"))) is not None
-             and (g(by.get((name, "decompose"))) is None or g(by[(name, "decompose")]) > g(by[(name, "direct")]) + 1e-9)]
+    worse = []
+    for name in CASES:
+        direct, decomposed = g(by.get((name, "direct"))), g(by.get((name, "decompose")))
+        if direct is not None and (decomposed is None or decomposed > direct + 1e-9):
+            worse.append(f"{name} (direct {cell(direct)}, decompose {cell(decomposed)})")
     lines += ["", "## auto against both methods (same run)", "",
               "`auto` is never worse than both when its gap at the end is no larger than the larger of the two "
               "methods' gaps; it is as good as the better one when it chose that method and matched it. The rule "

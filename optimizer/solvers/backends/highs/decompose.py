@@ -530,10 +530,10 @@ def _decompose(model: LinearModel, options: SolveOptions, progress: Progress | N
     # On a large model the bound is the weak side and the rounded plan is near what the hours make
     # of it (L: the LP 7.3% below the rounded plan, the hours and training 0.2% cheaper after 75 s
     # of a 120 s limit, which left no time for the bound): the bound goes first there.
-    lagrangian = model.n_cols >= LAGRANGIAN_MIN_COLUMNS
-    if lagrangian and values is not None:
+    large = model.n_cols >= LAGRANGIAN_MIN_COLUMNS
+    bound_first = large and values is not None
+    if bound_first:
         lagrangian_step()
-        lagrangian = False
     if gap_now() > mip_rel_gap:
         improved, hour_notes = improve_by_hour(model, lp_values, split, rounded, deadline, hour_gap, workers,
                                                whole_model_seconds, runner)
@@ -542,7 +542,7 @@ def _decompose(model: LinearModel, options: SolveOptions, progress: Progress | N
             values, objective = improved, float(model.col_cost @ improved)
     notes["heuristic_seconds"] = round(elapsed(), 3)
     record(objective, bound)
-    if lagrangian:  # no rounded plan to steer the multipliers by before the hours
+    if large and not bound_first:  # no rounded plan to steer the multipliers by before the hours
         lagrangian_step()
     if gap_now() > mip_rel_gap and deadline - time.perf_counter() >= whole_model_seconds + 1.0:
         values, objective, bound = _polish(model, values, objective, bound, deadline, options, record, notes)
