@@ -273,7 +273,8 @@ def run_bounds(name: str, best_plan_usd: float) -> dict:
     slack = 0.1 * gap * abs(lp_value)
     # The Lagrangian at the LP's duals gets half the solve's limit (each hour its even share), as
     # decompose gives it; the search gets the whole limit, its first evaluation with the same caps.
-    with HourRunner(workers, model.n_cols) as runner:
+    # The runner is sized as decompose sizes it: by the columns that sit in one hour.
+    with HourRunner(workers, int(np.count_nonzero(split.col_hour >= 0))) as runner:
         fixed = lagrangian_bound(model, duals, split, time_limit_s=limit / 2, workers=workers, slack_usd=slack,
                                  runner=runner)
         row["lagrangian_lp_duals_usd"], row["lagrangian_lp_duals_seconds"] = fixed.bound, round(fixed.seconds, 2)
