@@ -63,8 +63,9 @@ rows are dualized without being named).
 2. **A rounded plan, in seconds.** The horizon-wide decisions are fixed from the LP (reservations
    rounded up, each single-site run's most used site, each gang run's most chosen start), each
    training run's blocks at the LP's values rounded down, and every other block rounded down too,
-   except that an on/off column left under its chips (a run's `runs`, rounded from 0.4 to 0 with
-   blocks still in the hour) is raised to hold its row; continuous decisions (routed shares,
+   and each upper row that leaves broken mended at least cost: an on/off column under its chips (a
+   run's `runs`, rounded from 0.4 to 0 with blocks still in the hour) is raised, a commitment's
+   covered chips above the chips left in use are given up; continuous decisions (routed shares,
    coverage) keep the LP's values, so the rows they feed ask for blocks;
    then each demand row still short gets whole blocks on the column that covers it most cheaply
    while every row that column touches keeps its bounds (or is left to priced unmet demand when

@@ -245,3 +245,25 @@ def test_rounding_keeps_the_lps_routing_and_buys_the_blocks_it_needs(tmp_path):
     values, notes = heuristic_plan(model, lp_values, split_by_hour(model), deadline=0.0)
     assert is_feasible(model, values) and notes["rounded_plan_usd"] == pytest.approx(4.0)
     assert solve_checked(data, tmp_path, method="decompose").objective_usd == pytest.approx(4.0)
+
+
+def test_rounding_down_gives_up_coverage_rather_than_buy_a_block_for_it():
+    # One hour, 3.6 PFLOP/s on 4-chip blocks of 1 PFLOP/s chips at $4/chip-hour, and a usage
+    # commitment at $2.5/chip-hour.  At the LP point blocks 0.9 (3.6 chips), covered 3.6, level 4,
+    # rounding down leaves 3 covered chips and no block: covered_usage (covered - chips in use
+    # <= 0) is 3 over.  Raising the block mends it at $16 for the 3 chips ($5.33 a chip); giving
+    # up the coverage costs its $4 a chip saving, less, and can break no other row.  So round_down
+    # lowers the coverage to 0 and leaves the block to the demand row (round_up_cover's job).
+    from tests.test_instruments import USAGE, commitment_week
+
+    data = commitment_week(USAGE, demand=(3.6,))
+    data["pools"][0]["block"] = 4
+    model = build_model(build_model_data(optimizer.instance_from_data(data)))
+    blocks, covered = model.variables["blocks"].slice, model.variables["usage_covered"].slice
+    level = model.variables["usage_level"].slice
+    lp_point = np.zeros(model.n_cols)
+    lp_point[blocks], lp_point[covered], lp_point[level] = 0.9, 3.6, 4.0
+    down = round_down(model, model.col_lower, model.col_upper, lp_point)
+    assert down[blocks] == pytest.approx([0.0]) and down[covered] == pytest.approx([0.0])
+    assert down[level] == pytest.approx([4.0])
+    assert np.all(model.matrix @ down <= model.row_upper + 1e-9)

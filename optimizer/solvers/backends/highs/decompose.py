@@ -164,14 +164,19 @@ def tighten_upper(model: LinearModel, lower: np.ndarray, upper: np.ndarray) -> n
 
 
 def round_down(model: LinearModel, lower: np.ndarray, upper: np.ndarray, lp_values: np.ndarray) -> np.ndarray:
-    """Whole values from the LP that hold every upper row bound: each column rounded down, then
-    each row that rounding broke mended by raising, by whole units, columns with a negative
-    coefficient in it, cheapest per unit of room first.  Rounding down holds a row only where its
-    coefficients are positive: an on/off column under its chips (``training_runs``: chips - cap x
-    runs <= 0) rounded from 0.4 to 0 with 1,248 chips still in the hour breaks it (the shipped
-    gang week: 320 such rows, and no rounded plan).  A column is raised only as far as every
-    other upper bound it touches has room; what cannot be mended stays broken (the plan check
-    rejects it)."""
+    """Whole values from the LP that hold every upper row bound: each integer column rounded down
+    (continuous ones keep the LP's values), then each row that rounding broke mended, cheapest per
+    unit of the row's excess first, by raising a whole column with a negative coefficient in it or
+    by lowering a column with a positive one whose lowering can break no other row (it sits only in
+    upper-bounded rows with positive coefficients and lower-bounded ones with negative).  Rounding
+    down holds a row only where all its coefficients are positive and all its columns are whole:
+    an on/off column under its chips (``training_runs``: chips - cap x runs <= 0) rounded from 0.4
+    to 0 with 1,248 chips still in the hour breaks it (the shipped gang week: 320 such rows, and no
+    rounded plan), and so do a commitment's covered chips (``covered_usage``: covered - chips in
+    use <= 0) left at 7 when the pool's blocks round to 0 (procurement-quarter: 4,368 rows; raising
+    the blocks there costs 84k USD, giving up the coverage costs less).  A column is raised only as
+    far as every upper bound it touches has room; what cannot be mended stays broken (the plan
+    check rejects it)."""
     values = np.clip(np.where(model.col_integer, np.floor(lp_values + 1e-6), lp_values), lower, upper)
     csr = model.matrix.tocsr()
     activity = csr @ values
@@ -180,25 +185,44 @@ def round_down(model: LinearModel, lower: np.ndarray, upper: np.ndarray, lp_valu
     if not len(broken):
         return values
     csc = model.matrix.tocsc()
+    entry_row = csc.indices
+    entry_col = np.repeat(np.arange(model.n_cols), np.diff(csc.indptr))
+    unsafe = ((csc.data > 0) & np.isfinite(model.row_lower[entry_row])) | (
+        (csc.data < 0) & np.isfinite(model.row_upper[entry_row]))
+    safe_to_lower = np.bincount(entry_col[unsafe], minlength=model.n_cols) == 0
+    cost = model.col_cost
     for i in broken:
         entries = slice(csr.indptr[i], csr.indptr[i + 1])
         cols, coef = csr.indices[entries], csr.data[entries]
-        usable = (coef < 0) & model.col_integer[cols] & (values[cols] < upper[cols])
-        cols, coef = cols[usable], coef[usable]
-        for k in np.argsort(model.col_cost[cols] / -coef, kind="stable"):
+        raise_ = (coef < 0) & model.col_integer[cols] & (values[cols] < upper[cols])
+        lower_ = (coef > 0) & safe_to_lower[cols] & (values[cols] > lower[cols])
+        keep = raise_ | lower_
+        cols, coef, raise_ = cols[keep], coef[keep], raise_[keep]
+        open_ = np.ones(len(cols), dtype=bool)
+        while open_.any():
             excess = activity[i] - model.row_upper[i]
             if excess <= slack[i]:
                 break
+            # Cost per unit of excess removed, a whole column's step counted in full.
+            step = np.where(model.col_integer[cols], np.minimum(np.abs(coef), excess), np.abs(coef))
+            price = np.where(open_, np.where(raise_, cost[cols], -cost[cols]) / step, np.inf)
+            k = int(np.lexsort((raise_, price))[0])  # at a tie, give up the excess rather than add
+            open_[k] = False
             j = cols[k]
             rows = csc.indices[csc.indptr[j]:csc.indptr[j + 1]]
             delta = csc.data[csc.indptr[j]:csc.indptr[j + 1]]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                room = np.where(delta > 0, (model.row_upper[rows] + slack[rows] - activity[rows]) / delta, np.inf)
-            units = min(np.floor(np.min(room, initial=np.inf) + 1e-12), upper[j] - values[j],
-                        np.ceil(excess / -coef[k] - 1e-9))
-            if units >= 1:
-                values[j] += units
-                activity[rows] += units * delta
+            if raise_[k]:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    room = np.where(delta > 0, (model.row_upper[rows] + slack[rows] - activity[rows]) / delta, np.inf)
+                units = min(np.floor(np.min(room, initial=np.inf) + 1e-12), upper[j] - values[j],
+                            np.ceil(excess / -coef[k] - 1e-9))
+                if units < 1:
+                    continue
+            else:
+                units = excess / coef[k]
+                units = -min(np.ceil(units - 1e-9) if model.col_integer[j] else units, values[j] - lower[j])
+            values[j] += units
+            activity[rows] += units * delta
     return values
 
 
