@@ -267,3 +267,26 @@ def test_rounding_down_gives_up_coverage_rather_than_buy_a_block_for_it():
     assert down[blocks] == pytest.approx([0.0]) and down[covered] == pytest.approx([0.0])
     assert down[level] == pytest.approx([4.0])
     assert np.all(model.matrix @ down <= model.row_upper + 1e-9)
+
+
+def test_the_training_milp_is_stopped_at_the_deadline_and_the_hours_plan_kept(monkeypatch, tmp_path):
+    # The training MILP runs in a worker process killed at the deadline (HiGHS in process ran it
+    # 72 s past a 26 s limit on envelope-quarter).  With a worker that never answers, the step
+    # still ends by the deadline (plus the worker's grace) and the hour-by-hour plan is returned.
+    from optimizer.solvers.backends.highs import worker as highs_worker
+    from optimizer.solvers.backends.highs.decompose import improve_by_hour, round_plan
+
+    script = tmp_path / "hang.py"
+    script.write_text("import pickle, sys, time\npickle.load(sys.stdin.buffer)\ntime.sleep(120)\n")
+    monkeypatch.setattr(highs_worker, "WORKER_ARGS", [str(script)])
+    data = instance_data(hours=4, pools=[pool("p", usd_per_chip_hour=1.0, available=8, block=4)],
+                         workloads=[training(work_eflop=100.0)])
+    model = build_model(build_model_data(optimizer.instance_from_data(data)))
+    _, lp_values, _ = lp_relaxation(model, None)
+    split = split_by_hour(model)
+    started = time.perf_counter()
+    rounded = round_plan(model, lp_values, split, started + 60)
+    values, notes = improve_by_hour(model, lp_values, split, rounded, started + 2.0)
+    assert time.perf_counter() - started < 2.0 + highs_worker.GRACE_SECONDS + 5  # not the child's 120 s
+    assert "time limit" in notes["training_status"]
+    assert is_feasible(model, values) and model.col_cost @ values == pytest.approx(28.0)
