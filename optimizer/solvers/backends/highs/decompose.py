@@ -233,8 +233,8 @@ def round_up_cover(model: LinearModel, lower: np.ndarray, upper: np.ndarray, sta
     once as the row needs and every row that column touches has room for; what is left is for the
     row's continuous columns (unmet demand, shortfall) when they cover it more cheaply, or when no
     column has room.  Continuous free slack is returned at its lower bound and continuous
-    decisions at ``start``'s values: :func:`complete_continuous` sets them.  Seconds even at a year of hours, where the hour MILPs
-    take many minutes."""
+    decisions at ``start``'s values: :func:`complete_continuous` sets them.  Seconds even at a
+    year of hours, where the hour MILPs take many minutes."""
     values = start.copy()
     free = lower < upper
     integer_free, continuous_free = free & model.col_integer, free & ~model.col_integer
