@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -350,7 +350,7 @@ def round_plan(model: LinearModel, lp_values: np.ndarray, split: HourSplit, dead
     horizon_free = (lower < upper) & (split.col_hour < 0)  # training shortfall
     coupled = training | horizon_free
     started = time.perf_counter()
-    floors = round_down(model, lower, upper, lp_values)  # every <= row holds
+    floors = round_down(model, lower, upper, lp_values)  # every <= row it could mend holds
     rounded = round_up_cover(model, np.where(training, floors, lower), upper,
                              np.where(model.col_integer | model.decision_columns, floors, lower))
     start = complete_continuous(model, lower, upper, rounded, deadline - time.perf_counter())
@@ -397,10 +397,9 @@ def improve_by_hour(model: LinearModel, lp_values: np.ndarray, split: HourSplit,
         # In a worker process killed at the deadline, as the polish: HiGHS in this process ran
         # this MILP 72 s past a 26 s limit on envelope-quarter (its root cut loop does not stop).
         started = time.perf_counter()
-        csc = model.matrix.tocsc()
-        problem = WorkerProblem(model.col_cost, stage2_lower, stage2_upper, np.asarray(model.col_integer), csc.indptr,
-                                csc.indices, csc.data, model.row_lower, model.row_upper,
-                                {"output_flag": False, "mip_rel_gap": hour_gap, **STRICT_TOLERANCES})
+        problem = replace(WorkerProblem.from_model(model, {"output_flag": False, "mip_rel_gap": hour_gap,
+                                                            **STRICT_TOLERANCES}),
+                          lower=stage2_lower, upper=stage2_upper)
         outcome = run_in_worker(problem, time.monotonic() + max(deadline - time.perf_counter(), 0.01))
         notes["training_seconds"] = round(time.perf_counter() - started, 3)
         if not outcome.finished:
